@@ -1,0 +1,135 @@
+"""Sources: read a raw table (CSV, JSON or Parquet) from a local path, file://, http(s):// or gs://.
+
+Every source is conformed to its schema before anything is loaded: a missing column, an id that is
+not an integer, a duplicated id or an unparseable timestamp is a :class:`SourceError` that names the
+source, the column and the offending rows, so nothing half-checked reaches the warehouse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+
+#: The raw tables and their columns: name -> (column -> kind). ``id`` is the primary key of each.
+SCHEMAS: dict[str, dict[str, str]] = {
+    "projects": {"id": "int", "created_on": "timestamp", "title": "string", "description": "string"},
+    "tags": {"id": "int", "tag": "string"},
+}
+PRIMARY_KEY = "id"
+FORMATS = ("csv", "json", "parquet")
+_MAX_SAMPLES = 5
+
+
+class SourceError(ValueError):
+    """A source could not be read or does not match its table's schema."""
+
+
+@dataclass(frozen=True)
+class Source:
+    uri: str
+    table: str
+    format: str
+
+
+def detect_format(uri: str, fmt: str | None = None) -> str:
+    """The format of a source, from ``fmt`` or the file extension (.csv, .json/.jsonl/.ndjson, .parquet)."""
+    if fmt:
+        fmt = fmt.lower()
+        if fmt not in FORMATS:
+            raise SourceError(f"{uri}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        return fmt
+    path = urlparse(uri).path if "://" in uri else uri
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".bz2", ".zst", ".xz"):
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    mapping = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet", ".pq": "parquet"}
+    if ext not in mapping:
+        raise SourceError(f"{uri}: cannot tell the format from {ext or 'no extension'!r}; pass one of {', '.join(FORMATS)}")
+    return mapping[ext]
+
+
+def read_raw(uri: str, fmt: str | None = None) -> pd.DataFrame:
+    """Read a source as it is (no conformance). Errors name the source."""
+    fmt = detect_format(uri, fmt)
+    scheme = urlparse(uri).scheme if "://" in uri else ""
+    if scheme == "file":
+        uri = urlparse(uri).path
+        scheme = ""
+    if scheme == "" and not Path(uri).exists():
+        raise SourceError(f"{uri}: no such file")
+    if scheme == "gs":
+        try:
+            import gcsfs  # noqa: F401  (pandas reads gs:// through fsspec + gcsfs)
+        except ImportError as exc:
+            raise SourceError(f"{uri}: reading gs:// needs the gcsfs package (pip install gcsfs) and credentials") from exc
+    try:
+        if fmt == "csv":
+            return pd.read_csv(uri, dtype=str, keep_default_na=False, na_values=[""])
+        if fmt == "json":
+            lines = urlparse(uri).path.lower().rstrip(".gz").endswith((".jsonl", ".ndjson"))
+            return pd.read_json(uri, lines=lines, dtype=False)
+        return pd.read_parquet(uri)
+    except SourceError:
+        raise
+    except Exception as exc:  # pandas/pyarrow/urllib raise many kinds; name the source once
+        raise SourceError(f"{uri}: could not read as {fmt}: {type(exc).__name__}: {exc}") from exc
+
+
+def _rows(mask: pd.Series) -> str:
+    """Data row numbers (1-based, header excluded) of a boolean mask, a few of them."""
+    idx = [int(i) + 1 for i in mask[mask].index[:_MAX_SAMPLES]]
+    more = int(mask.sum()) - len(idx)
+    return ", ".join(map(str, idx)) + (f" (and {more} more)" if more > 0 else "")
+
+
+def conform(df: pd.DataFrame, table: str, uri: str = "<dataframe>") -> pd.DataFrame:
+    """Check and type a raw dataframe against ``SCHEMAS[table]``; returns only the schema's columns."""
+    if table not in SCHEMAS:
+        raise SourceError(f"{uri}: unknown table {table!r}; expected one of {', '.join(SCHEMAS)}")
+    schema = SCHEMAS[table]
+    df = df.reset_index(drop=True)
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in schema if c not in df.columns]
+    if missing:
+        raise SourceError(
+            f"{uri}: missing column(s) {', '.join(missing)} for table {table!r}; "
+            f"expected {', '.join(schema)}, found {', '.join(df.columns) or 'none'}"
+        )
+    if df.empty:
+        raise SourceError(f"{uri}: no rows; table {table!r} needs at least one")
+    out = pd.DataFrame(index=df.index)
+    for col, kind in schema.items():
+        values = df[col]
+        if kind == "int":
+            nulls = values.isna()
+            if nulls.any():
+                raise SourceError(f"{uri}: column {col!r} is empty in data row(s) {_rows(nulls)}; expected an integer")
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = numbers.isna() | (numbers != numbers.round())
+            if bad.any():
+                samples = ", ".join(repr(v) for v in values[bad].head(_MAX_SAMPLES))
+                raise SourceError(f"{uri}: column {col!r} is not an integer in data row(s) {_rows(bad)}: {samples}")
+            out[col] = numbers.astype("int64")
+        elif kind == "timestamp":
+            parsed = pd.to_datetime(values, errors="coerce", utc=True)
+            bad = parsed.isna() & values.notna()
+            if bad.any():
+                samples = ", ".join(repr(v) for v in values[bad].head(_MAX_SAMPLES))
+                raise SourceError(f"{uri}: column {col!r} is not a timestamp in data row(s) {_rows(bad)}: {samples}")
+            out[col] = parsed.dt.tz_localize(None)
+        else:
+            out[col] = values.astype("string")
+    dup = out[PRIMARY_KEY].duplicated(keep=False)
+    if dup.any():
+        ids = ", ".join(map(str, out.loc[dup, PRIMARY_KEY].unique()[:_MAX_SAMPLES]))
+        raise SourceError(f"{uri}: primary key {PRIMARY_KEY!r} is duplicated in data row(s) {_rows(dup)} (ids {ids})")
+    return out
+
+
+def read_source(uri: str, table: str, fmt: str | None = None) -> pd.DataFrame:
+    """Read and conform one source for ``table``."""
+    return conform(read_raw(uri, fmt), table, uri)
