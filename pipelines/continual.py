@@ -1,0 +1,43 @@
+"""continual: dataops then mlops, as one pipeline (two nested pipelines ordered with .after())."""
+
+from kfp import dsl
+
+from pipelines.dataops import dataops
+from pipelines.mlops import mlops
+
+
+@dsl.pipeline(name="continual", description="DataOps then MLOps: from the sources to a registered, evaluated model.")
+def continual(
+    projects_source: str,
+    tags_source: str,
+    warehouse: str = "",
+    state_dir: str = "",
+    dbt_target: str = "local",
+    mlflow_tracking_uri: str = "",
+    optuna_storage: str = "",
+    num_trials: int = 20,
+    seed: int = 42,
+    study_name: str = "tagifai",
+    experiment_name: str = "tagifai",
+    model_name: str = "tagifai",
+):
+    data = dataops(
+        projects_source=projects_source,
+        tags_source=tags_source,
+        warehouse=warehouse,
+        state_dir=state_dir,
+        dbt_target=dbt_target,
+    )
+    # mlops starts from the warehouse: no artifact crosses the boundary (kfp.local cannot pass one
+    # into a nested pipeline), only the order.
+    mlops(
+        warehouse=warehouse,
+        state_dir=state_dir,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        optuna_storage=optuna_storage,
+        num_trials=num_trials,
+        seed=seed,
+        study_name=study_name,
+        experiment_name=experiment_name,
+        model_name=model_name,
+    ).after(data)

@@ -1,0 +1,37 @@
+"""dataops: sync projects and tags -> validate each -> transform (dbt build) -> validate labeled_projects."""
+
+from kfp import dsl
+
+from components.sync import sync
+from components.transform import transform
+from components.validate import validate
+
+
+@dsl.pipeline(name="dataops", description="Sync, validate and transform the Made With ML sources into labeled_projects.")
+def dataops(
+    projects_source: str,
+    tags_source: str,
+    warehouse: str = "",
+    state_dir: str = "",
+    dbt_target: str = "local",
+):
+    """Empty ``warehouse``/``state_dir`` mean: each step uses its environment's TAGIFAI_* settings."""
+    sync_projects = sync(source=projects_source, table="projects", warehouse=warehouse, state_dir=state_dir)
+    sync_projects.set_display_name("sync-projects")
+    sync_tags = sync(source=tags_source, table="tags", warehouse=warehouse, state_dir=state_dir)
+    sync_tags.set_display_name("sync-tags")
+    # DuckDB allows one writer at a time: on the embedded default the second sync waits on the first
+    # (and retries on the file lock); on BigQuery they are independent.
+    sync_tags.after(sync_projects)
+
+    validate_projects = validate(suite="projects", dataset=sync_projects.outputs["dataset"], warehouse=warehouse, table="raw.projects")
+    validate_projects.set_display_name("validate-projects")
+    validate_tags = validate(suite="tags", dataset=sync_tags.outputs["dataset"], warehouse=warehouse, table="raw.tags")
+    validate_tags.set_display_name("validate-tags")
+
+    build = transform(warehouse=warehouse, state_dir=state_dir, target=dbt_target)
+    build.set_display_name("transform")
+    build.after(validate_projects, validate_tags)
+
+    validate_labeled = validate(suite="labeled_projects", dataset=build.outputs["labeled_projects"], warehouse=warehouse, table="")
+    validate_labeled.set_display_name("validate-labeled-projects")

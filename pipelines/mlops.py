@@ -1,0 +1,53 @@
+"""mlops: extract -> validate -> optimize -> train -> evaluate (starts from the warehouse)."""
+
+from kfp import dsl
+
+from components.evaluate import evaluate
+from components.extract import extract
+from components.optimize import optimize
+from components.train import train
+from components.validate import validate
+
+
+@dsl.pipeline(name="mlops", description="Extract labeled_projects, tune, train, register and evaluate the tagifai model.")
+def mlops(
+    warehouse: str = "",
+    state_dir: str = "",
+    mlflow_tracking_uri: str = "",
+    optuna_storage: str = "",
+    num_trials: int = 20,
+    seed: int = 42,
+    study_name: str = "tagifai",
+    experiment_name: str = "tagifai",
+    model_name: str = "tagifai",
+):
+    """Empty URIs mean: each step uses its environment's TAGIFAI_* settings."""
+    data = extract(warehouse=warehouse, table="labeled_projects")
+    checked = validate(suite="labeled_projects", dataset=data.outputs["dataset"], warehouse=warehouse, table="")
+    checked.set_display_name("validate-dataset")
+    tuned = optimize(
+        dataset=data.outputs["dataset"],
+        num_trials=num_trials,
+        seed=seed,
+        study_name=study_name,
+        optuna_storage=optuna_storage,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        experiment_name=experiment_name,
+        state_dir=state_dir,
+    ).after(checked)
+    trained = train(
+        dataset=data.outputs["dataset"],
+        best_args=tuned.outputs["best_args"],
+        seed=seed,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        experiment_name=experiment_name,
+        model_name=model_name,
+        state_dir=state_dir,
+    )
+    evaluate(
+        model_uri=trained.outputs["Output"],
+        test_data=trained.outputs["test_data"],
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        model_name=model_name,
+        state_dir=state_dir,
+    )

@@ -1,0 +1,311 @@
+"""Transform: build the curated tables with dbt (project ``dbt_transforms/``).
+
+``run_dbt`` calls dbt in-process through its programmatic runner and turns the outcome into a
+:class:`DbtReport` (plain data, a Markdown report, counts); ``build`` is ``dbt build`` that raises
+:class:`TransformError` when a model or a test fails.
+
+dbt's own state (``target/`` with the partial-parse manifest, ``logs/``) lives under a state folder,
+by default ``<settings.home>/dbt/<target>``, never in the project folder: the repository stays clean
+and the next run only re-parses what changed (a full parse takes several seconds).
+
+Guarding the curated table: ``dbt build`` runs the source and staging tests before it rebuilds
+``labeled_projects`` and skips it when one of them fails, and the table's enforced contract
+(not null, primary key, accepted tags) makes DuckDB reject bad rows before the new table replaces the
+current one. On BigQuery only ``not null`` is enforced, so the staging tests are the guard there.
+
+dbt is imported inside the functions: importing it takes about 4 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from tagifai.warehouse import parse_warehouse
+
+#: Node statuses of dbt results, grouped: run results say success/error/skipped, test results
+#: pass/fail/warn/error/skipped, source freshness pass/warn/error/runtime error.
+_PASSED = {"success", "pass"}
+_FAILED = {"fail"}
+_ERRORED = {"error", "runtime error"}
+_SKIPPED = {"skipped"}
+_WARNED = {"warn"}
+_BAD = _FAILED | _ERRORED
+
+#: Commands that need the warehouse's tables.
+_WAREHOUSE_COMMANDS = {"build", "run", "test", "seed", "snapshot", "compile", "show", "source", "retry"}
+
+
+class TransformError(RuntimeError):
+    """dbt could not run, or a model or a test failed."""
+
+
+@dataclass
+class DbtReport:
+    """The outcome of one dbt invocation.
+
+    ``results`` holds one dict a node: ``unique_id``, ``resource_type`` (model, test, ...),
+    ``name``, ``status`` (success, pass, fail, error, warn, skipped), ``message``, ``failures``
+    (failing rows of a test, else None) and ``execution_time`` (seconds). ``elapsed`` is the wall
+    time of the whole invocation, parsing included. ``error`` holds dbt's message when dbt stopped
+    before running any node (a compile error, a missing env var, a bad project).
+    """
+
+    success: bool
+    results: list[dict] = field(default_factory=list)
+    elapsed: float = 0.0
+    command: str = "build"
+    error: str | None = None
+
+    def failed(self) -> list[dict]:
+        """Nodes that failed or errored, in execution order."""
+        return [r for r in self.results if r["status"] in _BAD]
+
+    def counts(self) -> dict[str, int]:
+        """Flat counts, ready to log as metrics: ``models_passed``, ``models_failed``, ``models_errored``,
+        ``models_skipped``, ``tests_passed``, ``tests_failed``, ``tests_errored``, ``tests_skipped``,
+        ``tests_warned``. A model never "fails" in dbt's sense (only tests do); it errors."""
+        out = {f"{kind}_{state}": 0 for kind in ("models", "tests") for state in ("passed", "failed", "errored", "skipped")}
+        out["tests_warned"] = 0
+        for r in self.results:
+            kind = {"model": "models", "test": "tests", "unit_test": "tests"}.get(r["resource_type"])
+            if kind is None:
+                continue
+            status = r["status"]
+            for state, group in (("passed", _PASSED), ("failed", _FAILED), ("errored", _ERRORED), ("skipped", _SKIPPED)):
+                if status in group:
+                    out[f"{kind}_{state}"] += 1
+            if kind == "tests" and status in _WARNED:
+                out["tests_warned"] += 1
+        return out
+
+    def summary(self) -> str:
+        """One line: the outcome and the counts."""
+        c = self.counts()
+        verdict = "succeeded" if self.success else "FAILED"
+        models = sum(v for k, v in c.items() if k.startswith("models_"))
+        tests = sum(v for k, v in c.items() if k.startswith("tests_"))
+        parts = []
+        if models:
+            parts.append(
+                f"{models} models ({c['models_passed']} ok, {c['models_errored']} errored, {c['models_skipped']} skipped)"
+            )
+        if tests:
+            parts.append(
+                f"{tests} tests ({c['tests_passed']} passed, {c['tests_failed']} failed, {c['tests_errored']} errored, "
+                f"{c['tests_warned']} warned, {c['tests_skipped']} skipped)"
+            )
+        others = len(self.results) - sum(1 for r in self.results if r["resource_type"] in ("model", "test", "unit_test"))
+        if others:
+            parts.append(f"{others} other nodes")
+        detail = ", ".join(parts) if parts else "no nodes ran"
+        return f"dbt {self.command} {verdict}: {detail} in {self.elapsed:.1f} s"
+
+    def to_markdown(self) -> str:
+        """A Markdown report: a summary line, the failures with dbt's messages, then every node."""
+        lines = [f"## dbt {self.command}", "", f"**{self.summary()}**", ""]
+        if self.error:
+            lines += ["dbt stopped before running the project:", "", "```", self.error.strip(), "```", ""]
+        failed = self.failed()
+        if failed:
+            lines += ["### Failures", ""]
+            for r in failed:
+                lines.append(f"- **{r['resource_type']} `{r['name']}`** {r['status']}: {_one_line(r['message'])}")
+            lines.append("")
+        if self.results:
+            lines += ["### Nodes", "", "| node | type | status | time (s) | message |", "|---|---|---|---:|---|"]
+            ordered = failed + [r for r in self.results if r["status"] not in _BAD]
+            for r in ordered:
+                status = r["status"].upper() if r["status"] in _BAD else r["status"]
+                message = _one_line(r["message"]) if r["status"] not in _PASSED else ""
+                lines.append(
+                    f"| `{r['name']}` | {r['resource_type']} | {status} | {r['execution_time']:.2f} | {_cell(message)} |"
+                )
+            lines.append("")
+        return "\n".join(lines)
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`TransformError` naming every failed model or test with dbt's message."""
+        if self.success:
+            return
+        problems = [
+            f"{r['resource_type']} {r['name']} {'failed' if r['status'] in _FAILED else 'errored'}: {_one_line(r['message'])}"
+            for r in self.failed()
+        ]
+        if self.error:
+            problems.insert(0, self.error.strip())
+        if not problems:
+            problems = ["dbt reported failure without naming a node (see dbt's log)"]
+        raise TransformError(f"dbt {self.command} failed:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+def run_dbt(
+    command: str = "build",
+    warehouse_uri: str | None = None,
+    project_dir: Path | None = None,
+    target: str = "local",
+    state_dir: Path | None = None,
+    select: list[str] | None = None,
+    vars: dict | None = None,  # noqa: A002 - dbt's own name
+) -> DbtReport:
+    """Run one dbt command (``build``, ``run``, ``test``, ``compile``, ``parse``, ``source freshness``...).
+
+    Reads: the dbt project (default ``settings.dbt_project_dir``) with its ``profiles.yml``, and the
+    warehouse (default ``settings.warehouse``): a ``duckdb:///`` URI sets ``TAGIFAI_DUCKDB_PATH``
+    (target ``local``), a ``bigquery://project/dataset`` URI sets ``TAGIFAI_BQ_PROJECT`` and
+    ``TAGIFAI_BQ_DATASET`` (target ``prod``) for the run; the environment is restored afterwards.
+    Writes: the models' tables and views in the warehouse; dbt's target/ and logs/ under
+    ``state_dir/<target>`` (default ``settings.home / "dbt"``), which also keeps the partial-parse state.
+    Never raises for failing models or tests, nor for dbt errors: the report says what happened
+    (call :meth:`DbtReport.raise_for_failures`). Raises ``WarehouseError`` for a malformed URI.
+    """
+    from tagifai.config import get_settings
+
+    settings = None
+    if warehouse_uri is None or project_dir is None or state_dir is None:
+        settings = get_settings()
+    warehouse_uri = warehouse_uri or settings.warehouse
+    project_dir = Path(project_dir or settings.dbt_project_dir).resolve()
+    state_root = Path(state_dir or settings.home / "dbt").expanduser().resolve() / target
+    words = command.split()
+    if not words:
+        raise ValueError("empty dbt command")
+
+    warehouse = parse_warehouse(warehouse_uri)
+    env: dict[str, str] = {}
+    if warehouse.kind == "duckdb":
+        env["TAGIFAI_DUCKDB_PATH"] = str(warehouse.path)
+        if words[0] in _WAREHOUSE_COMMANDS and not warehouse.path.exists():
+            return DbtReport(
+                success=False,
+                command=command,
+                error=f"warehouse file {warehouse.path} does not exist: run sync first",
+            )
+    else:
+        env["TAGIFAI_BQ_PROJECT"] = warehouse.project
+        env["TAGIFAI_BQ_DATASET"] = warehouse.dataset
+
+    args = [
+        *words,
+        "--project-dir", str(project_dir),
+        "--profiles-dir", str(project_dir),
+        "--target", target,
+        "--target-path", str(state_root / "target"),
+        "--log-path", str(state_root / "logs"),
+    ]
+    if select:
+        args += ["--select", *select]
+    if vars:
+        args += ["--vars", json.dumps(vars, sort_keys=True)]
+
+    started = time.perf_counter()
+    with _environ(env):
+        from dbt.cli.main import dbtRunner
+
+        try:
+            outcome = dbtRunner().invoke(args)
+        except BaseException as exc:  # dbtRunner catches nearly everything; be safe anyway
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            return DbtReport(success=False, command=command, error=_describe(exc), elapsed=time.perf_counter() - started)
+        finally:
+            if warehouse.kind == "duckdb":
+                _release_duckdb()
+    elapsed = time.perf_counter() - started
+
+    results = [_result_dict(r) for r in getattr(outcome.result, "results", None) or []]
+    error = _describe(outcome.exception) if outcome.exception is not None else None
+    success = bool(outcome.success)
+    if not success and error is None and not any(r["status"] in _BAD for r in results):
+        error = "dbt reported failure; see its log in " + str(state_root / "logs")
+    return DbtReport(success=success, results=results, elapsed=elapsed, command=command, error=error)
+
+
+def build(warehouse_uri: str | None = None, **kw: Any) -> DbtReport:
+    """``dbt build`` (models and their tests, in dependency order); raise :class:`TransformError` on failure."""
+    report = run_dbt("build", warehouse_uri, **kw)
+    report.raise_for_failures()
+    return report
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block and put the previous values back afterwards."""
+    previous = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in previous.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB database that dbt-duckdb may keep open in this process after a run.
+
+    The profile sets ``keep_open: false``; this also covers a profile that does not, so the file is
+    never left locked for the next reader (DuckDB refuses a second connection with another
+    configuration in the same process).
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb not installed
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if env is not None:
+        try:
+            env.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+
+
+def _value(x: Any) -> Any:
+    """The plain value of a dbt enum (NodeType, RunStatus, TestStatus...)."""
+    return getattr(x, "value", x)
+
+
+def _result_dict(result: Any) -> dict:
+    node = getattr(result, "node", None)
+    status = str(_value(getattr(result, "status", "")) or "").lower()
+    message = getattr(result, "message", None)
+    if message is None and status not in _PASSED:
+        message = getattr(result, "error", None)
+    return {
+        "unique_id": getattr(node, "unique_id", ""),
+        "resource_type": str(_value(getattr(node, "resource_type", "")) or ""),
+        "name": getattr(node, "name", "") or getattr(node, "unique_id", ""),
+        "status": status,
+        "message": None if message is None else str(message),
+        "failures": getattr(result, "failures", None),
+        "execution_time": float(getattr(result, "execution_time", 0.0) or 0.0),
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    """dbt's message for an exception, without the ANSI colours of its console output."""
+    text = str(exc).strip() or type(exc).__name__
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _one_line(message: str | None) -> str:
+    if not message:
+        return ""
+    return " ".join(str(message).split())
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")

@@ -1,0 +1,214 @@
+"""Run a pipeline on this machine with kfp.local and summarise it.
+
+This is the outermost layer (DESIGN.md): the only place that knows about runners. The pipeline runs
+exactly as compiled (each step a separate process, artifacts in the local artifact store under
+``$TAGIFAI_HOME/runs``); this module only watches kfp's log for task starts and ends, keeps the full
+log in a file, shows one line per step, and reads the artifacts' metadata back for the summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_START = re.compile(r"Executing task '([^']+)'")
+_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit)):\s+(.+)$")
+
+
+@dataclass
+class StepEvent:
+    name: str
+    status: str = "RUNNING"
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+class _ProgressTee(io.TextIOBase):
+    """Takes kfp's stdout: writes it all to a log file, prints one progress line per finished step."""
+
+    def __init__(self, log_file, terminal, quiet: bool = False):
+        self.log_file = log_file
+        self.terminal = terminal
+        self.quiet = quiet
+        self.steps: list[StepEvent] = []
+        self._buffer = ""
+        self._last_error: str | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.log_file.write(text)
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._line(_ANSI.sub("", line).rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        self.log_file.flush()
+        self.terminal.flush()
+
+    def _line(self, line: str) -> None:
+        if match := _START.search(line):
+            self.steps.append(StepEvent(match.group(1)))
+            self._last_error = None
+            if not self.quiet:
+                self.terminal.write(f"  ... {match.group(1)}\r")
+                self.terminal.flush()
+        elif match := _END.search(line):
+            step = next((s for s in reversed(self.steps) if s.name == match.group(1)), None)
+            if step is None:
+                return
+            step.status = "succeeded" if match.group(2) == "SUCCESS" else "failed"
+            step.seconds = round(time.perf_counter() - step.started, 2)
+            if step.status == "failed":
+                step.error = self._last_error
+            if not self.quiet:
+                mark = "ok " if step.status == "succeeded" else "FAILED"
+                self.terminal.write(f"  {mark:6} {step.name:<28} {step.seconds:7.1f} s\n")
+                if step.error:
+                    self.terminal.write(f"         {step.error}\n")
+                self.terminal.flush()
+        elif match := _ERROR.match(line.strip()):
+            if match.group(1) not in ("RuntimeError",) or self._last_error is None:
+                self._last_error = f"{match.group(1)}: {match.group(2)}"
+
+
+def _read_task_outputs(run_dir: Path) -> dict[str, dict]:
+    """task name -> {"artifacts": {name: metadata}, "parameters": {name: value}} from executor_output.json."""
+    outputs: dict[str, dict] = {}
+    for path in sorted(run_dir.glob("*/executor_output.json")):
+        data = json.loads(path.read_text())
+        arts = {
+            name: (group.get("artifacts") or [{}])[0].get("metadata", {})
+            for name, group in data.get("artifacts", {}).items()
+        }
+        params = data.get("parameterValues", {})
+        outputs[path.parent.name] = {"artifacts": arts, "parameters": params, "dir": str(path.parent)}
+    return outputs
+
+
+def _find(outputs: dict[str, dict], prefix: str) -> list[dict]:
+    return [v for k, v in sorted(outputs.items()) if k == prefix or re.fullmatch(rf"{re.escape(prefix)}(-\d+)*", k)]
+
+
+def summarise(pipeline: str, status: str, steps: list[StepEvent], run_dir: Path | None, seconds: float) -> dict:
+    """The run summary (also written to $TAGIFAI_HOME/last_run.json)."""
+    outputs = _read_task_outputs(run_dir) if run_dir else {}
+    summary: dict = {
+        "pipeline": pipeline,
+        "status": status,
+        "seconds": round(seconds, 2),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_dir": str(run_dir) if run_dir else None,
+        "steps": [{"name": s.name, "status": s.status, "seconds": s.seconds, **({"error": s.error} if s.error else {})} for s in steps],
+        "rows": {},
+        "best_params": None,
+        "best_validation_score": None,
+        "metrics": None,
+        "model_uri": None,
+    }
+    for out in _find(outputs, "sync"):
+        meta = out["artifacts"].get("dataset", {})
+        if "table" in meta:
+            summary["rows"][f"raw.{meta['table']}"] = int(meta.get("rows_after", 0))
+    for out in _find(outputs, "transform"):
+        meta = out["artifacts"].get("labeled_projects", {})
+        if "rows" in meta:
+            summary["rows"]["labeled_projects"] = int(meta["rows"])
+    for out in _find(outputs, "extract"):
+        meta = out["artifacts"].get("dataset", {})
+        if "rows" in meta:
+            summary["rows"]["extracted"] = int(meta["rows"])
+            summary["dataset_hash"] = meta.get("content_hash")
+    for out in _find(outputs, "optimize"):
+        summary["best_params"] = out["artifacts"].get("best_args", {}).get("args")
+        summary["best_validation_score"] = out["artifacts"].get("metrics", {}).get("best_val_f1")
+    for out in _find(outputs, "train"):
+        metrics = out["artifacts"].get("metrics", {})
+        summary["metrics"] = {k: metrics.get(k) for k in ("precision", "recall", "f1") if k in metrics} or None
+        summary["model_uri"] = out["parameters"].get("Output") or out["artifacts"].get("model", {}).get("model_uri")
+    for out in _find(outputs, "evaluate"):
+        summary["evaluation"] = out["artifacts"].get("metrics", {})
+    return summary
+
+
+def print_summary(summary: dict, stream=sys.stdout) -> None:
+    w = stream.write
+    w(f"\n{summary['pipeline']} {summary['status'].upper()} in {summary['seconds']:.1f} s\n")
+    w(f"{'step':<30}{'status':<12}{'seconds':>8}\n")
+    for step in summary["steps"]:
+        w(f"{step['name']:<30}{step['status']:<12}{step['seconds']:>8.1f}\n")
+    if summary["rows"]:
+        w("rows: " + ", ".join(f"{k}={v}" for k, v in summary["rows"].items()) + "\n")
+    if summary.get("best_params"):
+        w(f"best params (val f1 {summary.get('best_validation_score')}): {json.dumps(summary['best_params'], sort_keys=True)}\n")
+    if summary.get("metrics"):
+        w("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in summary["metrics"].items()) + "\n")
+    if summary.get("model_uri"):
+        w(f"model: {summary['model_uri']}\n")
+    failed = [s for s in summary["steps"] if s["status"] == "failed"]
+    for step in failed:
+        w(f"failed step {step['name']}: {step.get('error') or 'see the log'}\n")
+    stream.flush()
+
+
+def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "subprocess", quiet: bool = False, caching: bool = False) -> dict:
+    """Run one of the pipelines (dataops, mlops, continual) with kfp.local; return the summary."""
+    from kfp import local
+
+    from pipelines import PIPELINES
+
+    if pipeline_name not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline_name!r}; expected one of {', '.join(PIPELINES)}")
+    if runner != "subprocess":
+        raise ValueError(f"runner {runner!r} is not available yet; use --runner subprocess")
+    pipeline = PIPELINES[pipeline_name]
+    root = home / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(root),
+        raise_on_error=True,
+        enable_caching=caching,
+        cache_root=str(home / "kfp-cache") if caching else None,
+    )
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    log_path = home / "logs" / f"{pipeline_name}-{stamp}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    before = {p.name for p in root.iterdir()}
+    start = time.perf_counter()
+    status = "succeeded"
+    terminal = sys.stdout
+    if not quiet:
+        terminal.write(f"running {pipeline_name} (kfp.local {runner} runner), log: {log_path}\n")
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        tee = _ProgressTee(log_file, terminal, quiet)
+        try:
+            with contextlib.redirect_stdout(tee):
+                pipeline(**arguments)
+        except Exception as exc:  # kfp raises RuntimeError naming the failed task
+            status = "failed"
+            log_file.write(f"\n{type(exc).__name__}: {exc}\n")
+        tee.flush()
+    new = sorted((p for p in root.iterdir() if p.name not in before and p.is_dir()), key=lambda p: p.stat().st_mtime)
+    run_dir = new[-1] if new else None
+    for step in tee.steps:
+        if step.status == "RUNNING":
+            step.status = "failed"
+            step.seconds = round(time.perf_counter() - step.started, 2)
+    summary = summarise(pipeline_name, status, tee.steps, run_dir, time.perf_counter() - start)
+    summary["log"] = str(log_path)
+    (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary

@@ -1,0 +1,194 @@
+"""The ``tagifai`` command: run pipelines locally, compile them, predict and evaluate with the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+PIPELINE_NAMES = ("continual", "dataops", "mlops")
+
+
+class CLIError(Exception):
+    """An error to show as one line."""
+
+
+def _apply_settings_env(args: argparse.Namespace) -> None:
+    """Flags that are settings become TAGIFAI_* variables, so every step (a separate process) sees them."""
+    for flag, var in (("home", "TAGIFAI_HOME"), ("warehouse", "TAGIFAI_WAREHOUSE"), ("registry", "TAGIFAI_REGISTRY"),
+                      ("tag", "TAGIFAI_IMAGE_TAG"), ("mlflow_tracking_uri", "TAGIFAI_MLFLOW_TRACKING_URI"),
+                      ("optuna_storage", "TAGIFAI_OPTUNA_STORAGE"), ("data_dir", "TAGIFAI_DATA_DIR")):
+        value = getattr(args, flag, None)
+        if value:
+            os.environ[var] = str(Path(value).expanduser().resolve()) if flag in ("home", "data_dir") and "://" not in str(value) else str(value)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tagifai.config import get_settings
+    from tagifai_cli.local_run import print_summary, run_local
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    sources = settings.sources()
+    arguments: dict = {"warehouse": settings.warehouse, "state_dir": str(settings.home)}
+    if args.pipeline in ("continual", "dataops"):
+        arguments.update(projects_source=args.projects or sources["projects"], tags_source=args.tags or sources["tags"])
+    if args.pipeline in ("continual", "mlops"):
+        arguments.update(
+            mlflow_tracking_uri=settings.mlflow_tracking_uri,
+            optuna_storage=settings.optuna_storage,
+            num_trials=args.num_trials,
+            seed=args.seed,
+            experiment_name=settings.experiment_name,
+            model_name=settings.model_name,
+        )
+    if not args.quiet:
+        print(f"state: {settings.home}\nwarehouse: {settings.warehouse}\nmlflow: {settings.mlflow_tracking_uri}")
+        if "projects_source" in arguments:
+            print(f"sources: {arguments['projects_source']}, {arguments['tags_source']}")
+    summary = run_local(args.pipeline, arguments, settings.home, runner=args.runner, quiet=args.quiet, caching=args.cache)
+    print_summary(summary)
+    print(f"summary: {settings.home / 'last_run.json'}")
+    return 0 if summary["status"] == "succeeded" else 1
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from kfp import compiler
+
+    from pipelines import PIPELINES
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [args.pipeline] if args.pipeline else list(PIPELINES)
+    for name in names:
+        path = out / f"{name}.yaml"
+        compiler.Compiler().compile(PIPELINES[name], str(path))
+        print(path)
+    return 0
+
+
+def _model(uri: str | None):
+    from tagifai.config import get_settings
+    from tagifai.tracking import configure, load_model, resolve_model_uri
+
+    settings = get_settings()
+    configure(settings.mlflow_tracking_uri, settings.experiment_name, settings.mlflow_artifact_root)
+    uri = uri or resolve_model_uri(settings.model_name)
+    return uri, load_model(uri)
+
+
+def _read_csv(path: str, required: tuple[str, ...]):
+    import pandas as pd
+
+    if not Path(path).exists():
+        raise CLIError(f"{path}: no such file")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise CLIError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}")
+    return df
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from tagifai.predict import predict
+
+    if args.input:
+        df = _read_csv(args.input, ("title", "description"))
+    elif args.title is not None:
+        df = pd.DataFrame([{"title": args.title, "description": args.description or ""}])
+    else:
+        raise CLIError("give --title (and --description), or --input CSV")
+    uri, model = _model(args.model_uri)
+    result = predict(model, df)
+    if args.output:
+        result.to_csv(args.output, index=False)
+        print(f"{len(result)} predictions from {uri} -> {args.output}")
+    else:
+        print(json.dumps(result.to_dict(orient="records"), indent=2, default=str))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tagifai.evaluate import evaluate_csv_frame
+
+    df = _read_csv(args.input, ("title", "description", "tag"))
+    uri, model = _model(args.model_uri)
+    report = evaluate_csv_frame(model, df)
+    report["model_uri"] = uri
+    print(json.dumps(report, indent=2, default=float))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tagifai", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def settings_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--home", help="state folder (TAGIFAI_HOME; default .tagifai in the project)")
+        p.add_argument("--warehouse", help="duckdb:///file.duckdb or bigquery://project/dataset")
+        p.add_argument("--mlflow-tracking-uri", help="MLflow tracking URI (default sqlite in the state folder)")
+
+    run = sub.add_parser("run", help="run a pipeline locally with kfp.local")
+    run.add_argument("pipeline", nargs="?", default="continual", choices=PIPELINE_NAMES)
+    run.add_argument("--runner", default="subprocess", choices=("subprocess", "docker"))
+    run.add_argument("--data-dir", help="folder or URL prefix with projects.csv and tags.csv (DATA_DIR)")
+    run.add_argument("--projects", help="projects source (path or URL; CSV, JSON or Parquet)")
+    run.add_argument("--tags", help="tags source (path or URL; CSV, JSON or Parquet)")
+    run.add_argument("--optuna-storage", help="Optuna storage URL (default sqlite in the state folder)")
+    run.add_argument("--num-trials", type=int, default=int(os.environ.get("TAGIFAI_NUM_TRIALS", "20")))
+    run.add_argument("--seed", type=int, default=42)
+    run.add_argument("--cache", action="store_true", help="reuse outputs of unchanged steps (kfp.local caching)")
+    run.add_argument("--quiet", action="store_true")
+    settings_flags(run)
+    run.set_defaults(func=cmd_run)
+
+    comp = sub.add_parser("compile", help="compile the pipelines to YAML")
+    comp.add_argument("pipeline", nargs="?", choices=PIPELINE_NAMES)
+    comp.add_argument("--output-dir", default=str(Path(__file__).resolve().parent.parent / "pipelines" / "compiled"))
+    comp.add_argument("--registry", help="image registry (TAGIFAI_REGISTRY)")
+    comp.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
+    comp.set_defaults(func=cmd_compile)
+
+    pred = sub.add_parser("predict", help="tag projects with the registered model")
+    pred.add_argument("--title")
+    pred.add_argument("--description")
+    pred.add_argument("--input", help="CSV with id, title, description")
+    pred.add_argument("--output", help="CSV to write (predicted_tag and one probability column per class)")
+    pred.add_argument("--model-uri", help="default: the registry's champion, else its latest version")
+    settings_flags(pred)
+    pred.set_defaults(func=cmd_predict)
+
+    ev = sub.add_parser("evaluate", help="evaluate the registered model on a CSV with title, description, tag")
+    ev.add_argument("--input", required=True)
+    ev.add_argument("--model-uri", help="default: the registry's champion, else its latest version")
+    settings_flags(ev)
+    ev.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _apply_settings_env(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line, not a traceback (--debug shows it)
+        if args.debug:
+            raise
+        message = str(exc).strip().splitlines()
+        print(f"tagifai {args.command}: error: {type(exc).__name__}: {message[0] if message else ''}", file=sys.stderr)
+        for line in message[1:6]:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
