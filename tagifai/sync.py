@@ -20,6 +20,16 @@ from tagifai.warehouse import RAW_SCHEMA, WarehouseError, parse_warehouse
 _DLT_TYPES = {"int": "bigint", "timestamp": "timestamp", "string": "text"}
 
 
+class SyncError(RuntimeError):
+    """The load into the warehouse failed (the previous table is left as it was)."""
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return f"{type(exc).__name__}: {exc}"
+
+
 @dataclass
 class SyncResult:
     table: str
@@ -86,15 +96,20 @@ def load_dataframe(df, table: str, warehouse_uri: str, state_dir: Path, retries:
         dataset_name=RAW_SCHEMA if wh.kind == "duckdb" else f"{wh.dataset}_{RAW_SCHEMA}",
         pipelines_dir=str(state_dir),
     )
+    # A package left by an earlier failed load is dropped, not replayed: only this batch is loaded.
+    if pipeline.has_pending_data:
+        pipeline.abort_packages()
     for attempt in range(retries + 1):
         try:
             pipeline.run(df, table_name=table, write_disposition="merge", primary_key=PRIMARY_KEY, columns=columns)
             return
-        except Exception as exc:  # a concurrent writer holds DuckDB's file lock: wait and retry
-            if attempt < retries and _is_lock_error(exc):
+        except Exception as exc:
+            if pipeline.has_pending_data:
+                pipeline.abort_packages()
+            if attempt < retries and _is_lock_error(exc):  # a concurrent writer holds DuckDB's file lock
                 time.sleep(0.5 * 2**attempt)
                 continue
-            raise
+            raise SyncError(f"loading {table} into {warehouse_uri} failed; the table is unchanged: {_root_cause(exc)}") from exc
 
 
 def sync(

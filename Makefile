@@ -1,0 +1,38 @@
+# Every target here is what CI and the README use. The virtualenv lives in .venv (override VENV=...).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
+TAGIFAI := $(VENV)/bin/tagifai
+PYTEST_ARGS ?=
+
+.PHONY: help install run test test-fast compile check-compiled bench clean
+
+help:
+	@echo "make run      run the continual pipeline locally (kfp.local, embedded DuckDB/MLflow/Optuna)"
+	@echo "make test     unit, component, compile and end-to-end tests"
+	@echo "make compile  compile the pipelines to pipelines/compiled/*.yaml"
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || { command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+run: install
+	$(TAGIFAI) run continual
+
+test: install
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not e2e and not docker" $(PYTEST_ARGS)
+
+compile: install
+	$(TAGIFAI) compile
+
+clean:
+	rm -rf .tagifai local_outputs .pytest_cache

@@ -1,0 +1,107 @@
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tagifai.sources import SourceError, conform, detect_format, read_source
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "madewithml"
+
+
+@pytest.mark.parametrize(
+    "uri,fmt",
+    [("a/projects.csv", "csv"), ("https://x/y/tags.CSV", "csv"), ("gs://b/p.parquet", "parquet"),
+     ("p.jsonl", "json"), ("p.json.gz", "json"), ("p.csv.gz", "csv")],
+)
+def test_detect_format(uri, fmt):
+    assert detect_format(uri) == fmt
+
+
+def test_detect_format_unknown_names_the_source():
+    with pytest.raises(SourceError, match=r"data\.xlsx.*\.xlsx"):
+        detect_format("data.xlsx")
+
+
+def test_reads_the_real_csvs_with_types():
+    projects = read_source(str(DATA / "projects.csv"), "projects")
+    tags = read_source(str(DATA / "tags.csv"), "tags")
+    assert len(projects) == len(tags) == 764
+    assert list(projects.columns) == ["id", "created_on", "title", "description"]
+    assert str(projects["id"].dtype) == "int64"
+    assert projects["created_on"].min() == pd.Timestamp("2020-02-20 06:43:18")
+    assert projects["description"].str.contains("\n").any()  # quoted newlines survive
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "parquet"])
+def test_json_and_parquet_sources_match_csv(tmp_path, fmt):
+    expected = read_source(str(DATA / "tags.csv"), "tags")
+    path = tmp_path / f"tags.{fmt}"
+    if fmt == "parquet":
+        expected.to_parquet(path)
+    else:
+        expected.to_json(path, orient="records", lines=fmt == "jsonl")
+    got = read_source(str(path), "tags")
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
+
+
+def test_http_source_over_loopback():
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(DATA))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        df = read_source(f"http://127.0.0.1:{server.server_port}/tags.csv", "tags")
+        assert len(df) == 764
+        with pytest.raises(SourceError, match="missing.csv"):
+            read_source(f"http://127.0.0.1:{server.server_port}/missing.csv", "tags")
+    finally:
+        server.shutdown()
+
+
+def _frame(**cols):
+    return pd.DataFrame(cols)
+
+
+def test_missing_column_names_file_and_column():
+    with pytest.raises(SourceError, match=r"bad\.csv: missing column\(s\) tag .*found id"):
+        conform(_frame(id=["1"]), "tags", "bad.csv")
+
+
+def test_non_integer_id_names_row_and_value():
+    with pytest.raises(SourceError, match=r"column 'id' is not an integer in data row\(s\) 2: 'x'"):
+        conform(_frame(id=["1", "x"], tag=["a", "b"]), "tags", "t.csv")
+
+
+def test_empty_id_names_row():
+    with pytest.raises(SourceError, match=r"column 'id' is empty in data row\(s\) 1"):
+        conform(_frame(id=[None, "2"], tag=["a", "b"]), "tags", "t.csv")
+
+
+def test_duplicate_primary_key_is_rejected():
+    with pytest.raises(SourceError, match=r"primary key 'id' is duplicated in data row\(s\) 1, 3 \(ids 7\)"):
+        conform(_frame(id=["7", "8", "7"], tag=["a", "b", "c"]), "tags", "t.csv")
+
+
+def test_bad_timestamp_names_row():
+    df = _frame(id=["1", "2"], created_on=["2020-01-01", "yesterday"], title=["a", "b"], description=["c", "d"])
+    with pytest.raises(SourceError, match=r"'created_on' is not a timestamp in data row\(s\) 2: 'yesterday'"):
+        conform(df, "projects", "p.csv")
+
+
+def test_missing_file_and_unreadable_file(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        read_source(str(tmp_path / "nope.csv"), "tags")
+    bad = tmp_path / "tags.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(SourceError, match=r"tags\.parquet: could not read as parquet"):
+        read_source(str(bad), "tags")
+
+
+def test_empty_source_is_rejected(tmp_path):
+    path = tmp_path / "tags.csv"
+    path.write_text("id,tag\n")
+    with pytest.raises(SourceError, match="no rows"):
+        read_source(str(path), "tags")
