@@ -22,6 +22,7 @@ import datetime as _dt
 import html as _html
 import json
 import math
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,7 +215,7 @@ def validate_dataframe(
             expectation_parameters=params,
         )
     _annotate(result, data_name)
-    report = _report(result, suite_name, data_name, list(df.columns))
+    report = _report(result, suite, data_name, list(df.columns))
     report.html = render_html(result, report)
     if docs_dir is not None:
         build_data_docs(result, suite, Path(docs_dir), data_name)
@@ -284,11 +285,11 @@ def _exception_message(info: Any) -> str | None:
 
 
 def _samples(result: dict) -> list:
-    """A few distinct unexpected values, most frequent first."""
-    counts = result.get("partial_unexpected_counts") or []
-    values = [c.get("value") for c in counts if isinstance(c, dict)]
+    """A few distinct unexpected values, in row order (a dict of the columns for multi-column ones)."""
+    values = list(result.get("partial_unexpected_list") or [])
     if not values:
-        values = list(result.get("partial_unexpected_list") or [])
+        counts = result.get("partial_unexpected_counts") or []
+        values = [c.get("value") for c in counts if isinstance(c, dict)]
     out: list = []
     for v in values:
         v = _jsonable(v)
@@ -343,7 +344,10 @@ def describe_failure(f: dict) -> str:
         text += " (" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
     text += ": "
     if f.get("missing_columns"):
-        text += f"missing column(s) {', '.join(map(repr, f['missing_columns']))}; "
+        text += f"missing column(s) {', '.join(map(repr, f['missing_columns']))}"
+        if f.get("observed_value") is not None:
+            text += f"; observed columns {_short(f['observed_value'])}"
+        return text
     if f.get("exception"):
         text += f"could not be evaluated: {f['exception']}"
     elif f.get("unexpected_count") is not None:
@@ -365,11 +369,17 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _report(result: Any, suite_name: str, data_name: str, data_columns: list) -> ValidationReport:
+def _report(result: Any, suite: Any, data_name: str, data_columns: list) -> ValidationReport:
     stats = result.statistics or {}
-    failures = [_failure(evr, data_columns) for evr in result.results if not evr.success]
+    # GX returns results grouped by metric; report failures in the suite's (JSON file's) order.
+    order = {e.id: i for i, e in enumerate(suite.expectations)}
+    failed = sorted(
+        (evr for evr in result.results if not evr.success),
+        key=lambda evr: order.get(evr.expectation_config.id, len(order)),
+    )
+    failures = [_failure(evr, data_columns) for evr in failed]
     return ValidationReport(
-        suite=suite_name,
+        suite=suite.name,
         data_name=data_name,
         success=bool(result.success),
         evaluated=int(stats.get("evaluated_expectations", len(result.results))),
@@ -424,7 +434,11 @@ def render_html(result: Any, report: ValidationReport) -> str:
         f'<div class="tagifai-summary {"tagifai-ok" if report.success else "tagifai-fail"}">'
         f"<strong>{title}</strong></div>"
     )
-    page = page.replace("<title></title>", f"<title>{title}</title>", 1)
+    # One title; no links into a Data Docs site that an artifact does not have.
+    page = re.sub(r"<title>[^<]*</title>", "", page)
+    page = page.replace("<head>", f"<head>\n    <title>{title}</title>", 1)
+    page = re.sub(r'<link rel="shortcut icon"[^>]*>', "", page)
+    page = re.sub(r'href="\.\./[^"]*"', 'href="#"', page)
     page = page.replace("</head>", extra + "</head>", 1)
     page = page.replace('<div class="container-fluid', banner + '<div class="container-fluid', 1)
     return page
