@@ -94,11 +94,11 @@ class DbtReport:
         parts = []
         if models:
             parts.append(
-                f"{models} models ({c['models_passed']} ok, {c['models_errored']} errored, {c['models_skipped']} skipped)"
+                f"{models} model{'' if models == 1 else 's'} ({c['models_passed']} ok, {c['models_errored']} errored, {c['models_skipped']} skipped)"
             )
         if tests:
             parts.append(
-                f"{tests} tests ({c['tests_passed']} passed, {c['tests_failed']} failed, {c['tests_errored']} errored, "
+                f"{tests} test{'' if tests == 1 else 's'} ({c['tests_passed']} passed, {c['tests_failed']} failed, {c['tests_errored']} errored, "
                 f"{c['tests_warned']} warned, {c['tests_skipped']} skipped)"
             )
         others = len(self.results) - sum(1 for r in self.results if r["resource_type"] in ("model", "test", "unit_test"))
