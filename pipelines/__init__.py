@@ -1,7 +1,16 @@
-"""Pipelines: wiring only. Import ``PIPELINES`` after settings (registry, tag) are in the environment."""
+"""Pipelines: wiring only.
 
-from pipelines.continual import continual
-from pipelines.dataops import dataops
-from pipelines.mlops import mlops
+Import a pipeline after settings (registry, tag) are in the environment: the components read their
+image names when their modules are imported.
+"""
 
-PIPELINES = {"dataops": dataops, "mlops": mlops, "continual": continual}
+import importlib
+
+NAMES = ("continual", "dataops", "mlops")
+
+
+def get_pipeline(name: str):
+    """The pipeline function of ``name`` (one of NAMES)."""
+    if name not in NAMES:
+        raise ValueError(f"unknown pipeline {name!r}; expected one of {', '.join(NAMES)}")
+    return getattr(importlib.import_module(f"pipelines.{name}"), name)

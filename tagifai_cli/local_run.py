@@ -15,6 +15,7 @@ import json
 import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +27,8 @@ _ERROR = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit)):\s+(.+)$")
 
 @dataclass
 class StepEvent:
-    name: str
-    status: str = "RUNNING"
+    name: str  # the task's key in the compiled spec (unique in the run; its folder in the artifact store)
+    label: str = ""  # its display name    status: str = "RUNNING"
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
     error: str | None = None
@@ -36,13 +37,15 @@ class StepEvent:
 class _ProgressTee(io.TextIOBase):
     """Takes kfp's stdout: writes it all to a log file, prints one progress line per finished step."""
 
-    def __init__(self, log_file, terminal, quiet: bool = False):
+    def __init__(self, log_file, terminal, quiet: bool = False, names: dict[str, str] | None = None):
+        self.names = names or {}
         self.log_file = log_file
         self.terminal = terminal
         self.quiet = quiet
         self.steps: list[StepEvent] = []
         self._buffer = ""
         self._last_error: str | None = None
+        self._detail_lines = 0
 
     def writable(self) -> bool:
         return True
@@ -61,10 +64,10 @@ class _ProgressTee(io.TextIOBase):
 
     def _line(self, line: str) -> None:
         if match := _START.search(line):
-            self.steps.append(StepEvent(match.group(1)))
+            self.steps.append(StepEvent(match.group(1), label=self.names.get(match.group(1), match.group(1))))
             self._last_error = None
-            if not self.quiet:
-                self.terminal.write(f"  ... {match.group(1)}\r")
+            if not self.quiet and self.terminal.isatty():
+                self.terminal.write(f"  ...    {self.steps[-1].label}\r")
                 self.terminal.flush()
         elif match := _END.search(line):
             step = next((s for s in reversed(self.steps) if s.name == match.group(1)), None)
@@ -75,14 +78,21 @@ class _ProgressTee(io.TextIOBase):
             if step.status == "failed":
                 step.error = self._last_error
             if not self.quiet:
+                if self.terminal.isatty():
+                    self.terminal.write("\r\x1b[K")
                 mark = "ok " if step.status == "succeeded" else "FAILED"
-                self.terminal.write(f"  {mark:6} {step.name:<28} {step.seconds:7.1f} s\n")
+                self.terminal.write(f"  {mark:6} {step.label:<28} {step.seconds:7.1f} s\n")
                 if step.error:
-                    self.terminal.write(f"         {step.error}\n")
+                    self.terminal.write("         " + step.error.replace("\n", "\n         ") + "\n")
                 self.terminal.flush()
         elif match := _ERROR.match(line.strip()):
             if match.group(1) not in ("RuntimeError",) or self._last_error is None:
                 self._last_error = f"{match.group(1)}: {match.group(2)}"
+                self._detail_lines = 0
+        elif self._last_error and line.strip().startswith("- ") and self._detail_lines < 8:
+            # the library's errors list each failed check on its own "- " line
+            self._last_error += "\n  " + line.strip()
+            self._detail_lines += 1
 
 
 def _read_task_outputs(run_dir: Path) -> dict[str, dict]:
@@ -112,7 +122,7 @@ def summarise(pipeline: str, status: str, steps: list[StepEvent], run_dir: Path 
         "seconds": round(seconds, 2),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "run_dir": str(run_dir) if run_dir else None,
-        "steps": [{"name": s.name, "status": s.status, "seconds": s.seconds, **({"error": s.error} if s.error else {})} for s in steps],
+        "steps": [{"name": s.label or s.name, "task": s.name, "status": s.status, "seconds": s.seconds, **({"error": s.error} if s.error else {})} for s in steps],
         "rows": {},
         "best_params": None,
         "best_validation_score": None,
@@ -164,17 +174,24 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
     stream.flush()
 
 
+def task_labels(pipeline) -> dict[str, str]:
+    """Task key -> display name, over the root DAG and every nested pipeline's DAG."""
+    from google.protobuf import json_format
+
+    spec = json_format.MessageToDict(pipeline.pipeline_spec)
+    dags = [spec.get("root", {}).get("dag", {})] + [c.get("dag", {}) for c in spec.get("components", {}).values()]
+    return {key: task.get("taskInfo", {}).get("name", key) for dag in dags for key, task in dag.get("tasks", {}).items()}
+
+
 def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "subprocess", quiet: bool = False, caching: bool = False) -> dict:
     """Run one of the pipelines (dataops, mlops, continual) with kfp.local; return the summary."""
     from kfp import local
 
-    from pipelines import PIPELINES
+    from pipelines import get_pipeline
 
-    if pipeline_name not in PIPELINES:
-        raise ValueError(f"unknown pipeline {pipeline_name!r}; expected one of {', '.join(PIPELINES)}")
     if runner != "subprocess":
         raise ValueError(f"runner {runner!r} is not available yet; use --runner subprocess")
-    pipeline = PIPELINES[pipeline_name]
+    pipeline = get_pipeline(pipeline_name)
     root = home / "runs"
     root.mkdir(parents=True, exist_ok=True)
     local.init(
@@ -194,9 +211,12 @@ def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "su
     if not quiet:
         terminal.write(f"running {pipeline_name} (kfp.local {runner} runner), log: {log_path}\n")
     with open(log_path, "w", encoding="utf-8") as log_file:
-        tee = _ProgressTee(log_file, terminal, quiet)
+        tee = _ProgressTee(log_file, terminal, quiet, task_labels(pipeline))
         try:
-            with contextlib.redirect_stdout(tee):
+            with contextlib.redirect_stdout(tee), warnings.catch_warnings():
+                # kfp.local says display names and base images are ignored by this runner: expected here
+                warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+                warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
                 pipeline(**arguments)
         except Exception as exc:  # kfp raises RuntimeError naming the failed task
             status = "failed"

@@ -57,14 +57,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from kfp import compiler
 
-    from pipelines import PIPELINES
+    from pipelines import NAMES, get_pipeline
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    names = [args.pipeline] if args.pipeline else list(PIPELINES)
+    names = [args.pipeline] if args.pipeline else list(NAMES)
     for name in names:
         path = out / f"{name}.yaml"
-        compiler.Compiler().compile(PIPELINES[name], str(path))
+        compiler.Compiler().compile(get_pipeline(name), str(path))
         print(path)
     return 0
 
