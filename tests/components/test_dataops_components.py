@@ -54,3 +54,52 @@ def test_extract_component_writes_parquet_with_metadata(tmp_path):
     out2 = _artifact(Dataset, tmp_path, "extracted2")
     extract.python_func(warehouse=uri, table="raw.tags", dataset=out2)
     assert out2.metadata["content_hash"] == out.metadata["content_hash"]
+
+
+@pytest.fixture(scope="module")
+def loaded_warehouse(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wh")
+    uri = f"duckdb:///{tmp / 'w.duckdb'}"
+    for table in ("projects", "tags"):
+        sync.python_func(source=str(DATA / f"{table}.csv"), table=table, warehouse=uri, state_dir=str(tmp), dataset=_artifact(Dataset, tmp, table))
+    return tmp, uri
+
+
+def test_validate_component_on_a_table_and_on_a_dataset(loaded_warehouse, tmp_path):
+    from kfp.dsl import HTML, Metrics
+
+    from components.validate import validate
+
+    tmp, uri = loaded_warehouse
+    upstream = _artifact(Dataset, tmp_path, "upstream")
+    report, metrics = _artifact(HTML, tmp_path, "report"), _artifact(Metrics, tmp_path, "metrics")
+    validate.python_func(suite="projects", dataset=upstream, warehouse=uri, table="raw.projects", report=report, metrics=metrics)
+    assert metrics.metadata["success_percent"] == 100.0 and metrics.metadata["evaluated"] >= 8
+    assert "<html" in Path(report.path).read_text().lower()
+
+    bad = pd.read_csv(DATA / "tags.csv")
+    bad.loc[3, "tag"] = None
+    dataset = _artifact(Dataset, tmp_path, "bad_tags")
+    bad.to_parquet(dataset.path)
+    report2, metrics2 = _artifact(HTML, tmp_path, "report2"), _artifact(Metrics, tmp_path, "metrics2")
+    from tagifai.validation import DataValidationError
+
+    with pytest.raises(DataValidationError, match=r"not_be_null on column 'tag'"):
+        validate.python_func(suite="tags", dataset=dataset, warehouse=uri, table="", report=report2, metrics=metrics2)
+    # the report and metrics are written before the step fails, for the UI
+    assert metrics2.metadata["unsuccessful"] >= 1
+    assert Path(report2.path).exists()
+
+
+def test_transform_component_builds_labeled_projects(loaded_warehouse, tmp_path):
+    from kfp.dsl import Markdown, Metrics
+
+    from components.transform import transform
+
+    tmp, uri = loaded_warehouse
+    report, metrics, out = _artifact(Markdown, tmp_path, "report"), _artifact(Metrics, tmp_path, "metrics"), _artifact(Dataset, tmp_path, "labeled")
+    transform.python_func(warehouse=uri, state_dir=str(tmp), target="local", report=report, metrics=metrics, labeled_projects=out)
+    assert out.metadata["rows"] == 764
+    assert set(pd.read_parquet(out.path).columns) >= {"id", "title", "description", "tag", "created_on"}
+    assert metrics.metadata["tests_failed"] == 0 and metrics.metadata["models_passed"] == 3
+    assert "labeled_projects" in Path(report.path).read_text()
