@@ -1,4 +1,8 @@
-"""validate: a Great Expectations suite against a warehouse table or a Dataset artifact."""
+"""validate: a Great Expectations suite against a warehouse table or a Dataset artifact.
+
+Two components on one image: ``validate_table`` (DataOps: the table as it is in the warehouse) and
+``validate_dataset`` (MLOps: the exact Parquet file the next steps will read).
+"""
 
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Output
@@ -7,34 +11,51 @@ from components._images import image
 
 
 @dsl.component(base_image=image("validate"), install_kfp_package=False)
-def validate(
+def validate_table(
     suite: str,
-    dataset: Input[Dataset],
     warehouse: str,
     table: str,
+    upstream: Input[Dataset],
     report: Output[HTML],
     metrics: Output[Metrics],
 ):
-    """Validate data with the Great Expectations suite ``suite`` (great_expectations/ in the project).
-
-    Reads: the warehouse table ``table`` when it is set (``dataset`` then only orders this step after
-    the step that wrote the table), else the Parquet file of ``dataset``.
+    """Validate the warehouse table ``table`` (``schema.table``) with the Great Expectations suite ``suite``
+    (great_expectations/ in the project). ``upstream`` is the Dataset of the step that wrote the table:
+    it orders this step after that one and records the lineage; its file is not read.
     Writes: ``report`` (the validation rendered as one HTML page) and ``metrics`` (evaluated,
     successful, unsuccessful, success_percent).
     Fails when any expectation fails, naming each failed expectation, its column and sample
-    unexpected values.
+    unexpected values. Empty ``warehouse`` means this step's TAGIFAI_WAREHOUSE.
     """
     from pathlib import Path
 
     from tagifai.config import get_settings
-    from tagifai.validation import validate_dataframe, validate_parquet
+    from tagifai.validation import validate_dataframe
     from tagifai.warehouse import read_table
 
-    if table:
-        settings = get_settings(warehouse=warehouse)
-        result = validate_dataframe(read_table(settings.warehouse, table), suite, data_name=table)
-    else:
-        result = validate_parquet(dataset.path, suite, data_name=dataset.metadata.get("table", dataset.uri))
+    settings = get_settings(warehouse=warehouse)
+    result = validate_dataframe(read_table(settings.warehouse, table), suite, data_name=table)
+    Path(report.path).write_text(result.html, encoding="utf-8")
+    for name, value in result.to_metrics().items():
+        metrics.log_metric(name, value)
+    result.raise_for_failures()
+
+
+@dsl.component(base_image=image("validate"), install_kfp_package=False)
+def validate_dataset(
+    suite: str,
+    dataset: Input[Dataset],
+    report: Output[HTML],
+    metrics: Output[Metrics],
+):
+    """Validate the Parquet file of ``dataset`` with the Great Expectations suite ``suite``.
+    Writes ``report`` (HTML) and ``metrics`` like ``validate_table``; fails the same way.
+    """
+    from pathlib import Path
+
+    from tagifai.validation import validate_parquet
+
+    result = validate_parquet(dataset.path, suite, data_name=dataset.metadata.get("table") or dataset.uri)
     Path(report.path).write_text(result.html, encoding="utf-8")
     for name, value in result.to_metrics().items():
         metrics.log_metric(name, value)

@@ -4,7 +4,7 @@ from kfp import dsl
 
 from components.sync import sync
 from components.transform import transform
-from components.validate import validate
+from components.validate import validate_table
 
 
 @dsl.pipeline(name="dataops", description="Sync, validate and transform the Made With ML sources into labeled_projects.")
@@ -24,14 +24,14 @@ def dataops(
     # (and retries on the file lock); on BigQuery they are independent.
     sync_tags.after(sync_projects)
 
-    validate_projects = validate(suite="projects", dataset=sync_projects.outputs["dataset"], warehouse=warehouse, table="raw.projects")
+    validate_projects = validate_table(suite="projects", warehouse=warehouse, table="raw.projects", upstream=sync_projects.outputs["dataset"])
     validate_projects.set_display_name("validate-projects")
-    validate_tags = validate(suite="tags", dataset=sync_tags.outputs["dataset"], warehouse=warehouse, table="raw.tags")
+    validate_tags = validate_table(suite="tags", warehouse=warehouse, table="raw.tags", upstream=sync_tags.outputs["dataset"])
     validate_tags.set_display_name("validate-tags")
 
     build = transform(warehouse=warehouse, state_dir=state_dir, target=dbt_target)
     build.set_display_name("transform")
     build.after(validate_projects, validate_tags)
 
-    validate_labeled = validate(suite="labeled_projects", dataset=build.outputs["labeled_projects"], warehouse=warehouse, table="")
+    validate_labeled = validate_table(suite="labeled_projects", warehouse=warehouse, table="main.labeled_projects", upstream=build.outputs["labeled_projects"])
     validate_labeled.set_display_name("validate-labeled-projects")

@@ -6,7 +6,7 @@ from components.evaluate import evaluate
 from components.extract import extract
 from components.optimize import optimize
 from components.train import train
-from components.validate import validate
+from components.validate import validate_dataset
 
 
 @dsl.pipeline(name="mlops", description="Extract labeled_projects, tune, train, register and evaluate the tagifai model.")
@@ -23,7 +23,8 @@ def mlops(
 ):
     """Empty URIs mean: each step uses its environment's TAGIFAI_* settings."""
     data = extract(warehouse=warehouse, table="labeled_projects")
-    checked = validate(suite="labeled_projects", dataset=data.outputs["dataset"], warehouse=warehouse, table="")
+    data.set_display_name("extract")
+    checked = validate_dataset(suite="labeled_projects", dataset=data.outputs["dataset"])
     checked.set_display_name("validate-dataset")
     tuned = optimize(
         dataset=data.outputs["dataset"],
@@ -35,6 +36,7 @@ def mlops(
         experiment_name=experiment_name,
         state_dir=state_dir,
     ).after(checked)
+    tuned.set_display_name("optimize")
     trained = train(
         dataset=data.outputs["dataset"],
         best_args=tuned.outputs["best_args"],
@@ -44,10 +46,12 @@ def mlops(
         model_name=model_name,
         state_dir=state_dir,
     )
-    evaluate(
-        model_uri=trained.outputs["Output"],
+    trained.set_display_name("train")
+    evaluated = evaluate(
+        model_uri=trained.outputs["model_uri"],
         test_data=trained.outputs["test_data"],
         mlflow_tracking_uri=mlflow_tracking_uri,
         model_name=model_name,
         state_dir=state_dir,
     )
+    evaluated.set_display_name("evaluate")

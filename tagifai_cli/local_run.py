@@ -148,7 +148,7 @@ def summarise(pipeline: str, status: str, steps: list[StepEvent], run_dir: Path 
     for out in _find(outputs, "train"):
         metrics = out["artifacts"].get("metrics", {})
         summary["metrics"] = {k: metrics.get(k) for k in ("precision", "recall", "f1") if k in metrics} or None
-        summary["model_uri"] = out["parameters"].get("Output") or out["artifacts"].get("model", {}).get("model_uri")
+        summary["model_uri"] = out["parameters"].get("model_uri") or out["artifacts"].get("model", {}).get("model_uri")
     for out in _find(outputs, "evaluate"):
         summary["evaluation"] = out["artifacts"].get("metrics", {})
     return summary
@@ -180,7 +180,16 @@ def task_labels(pipeline) -> dict[str, str]:
 
     spec = json_format.MessageToDict(pipeline.pipeline_spec)
     dags = [spec.get("root", {}).get("dag", {})] + [c.get("dag", {}) for c in spec.get("components", {}).values()]
-    return {key: task.get("taskInfo", {}).get("name", key) for dag in dags for key, task in dag.get("tasks", {}).items()}
+    labels: dict[str, str] = {}
+    seen: set[str] = set()
+    for dag in dags:
+        for key, task in dag.get("tasks", {}).items():
+            if key in seen:  # the same key in two nested DAGs: kfp.local renames one, so leave both
+                labels.pop(key, None)
+                continue
+            seen.add(key)
+            labels[key] = task.get("taskInfo", {}).get("name", key)
+    return labels
 
 
 def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "subprocess", quiet: bool = False, caching: bool = False) -> dict:

@@ -71,12 +71,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def _model(uri: str | None):
     from tagifai.config import get_settings
-    from tagifai.tracking import configure, load_model, resolve_model_uri
+    from tagifai.tracking import load_model, resolve_model_uri
 
     settings = get_settings()
-    configure(settings.mlflow_tracking_uri, settings.experiment_name, settings.mlflow_artifact_root)
-    uri = uri or resolve_model_uri(settings.model_name)
-    return uri, load_model(uri)
+    uri = uri or resolve_model_uri(settings.model_name, settings.mlflow_tracking_uri)
+    return uri, load_model(uri, tracking_uri=settings.mlflow_tracking_uri)
 
 
 def _read_csv(path: str, required: tuple[str, ...]):
@@ -117,7 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     df = _read_csv(args.input, ("title", "description", "tag"))
     uri, model = _model(args.model_uri)
-    report = evaluate_csv_frame(model, df)
+    report = {k: v for k, v in evaluate_csv_frame(model, df).items() if k in ("overall", "per_class", "slices")}
     report["model_uri"] = uri
     print(json.dumps(report, indent=2, default=float))
     return 0

@@ -68,12 +68,12 @@ def loaded_warehouse(tmp_path_factory):
 def test_validate_component_on_a_table_and_on_a_dataset(loaded_warehouse, tmp_path):
     from kfp.dsl import HTML, Metrics
 
-    from components.validate import validate
+    from components.validate import validate_dataset, validate_table
 
     tmp, uri = loaded_warehouse
     upstream = _artifact(Dataset, tmp_path, "upstream")
     report, metrics = _artifact(HTML, tmp_path, "report"), _artifact(Metrics, tmp_path, "metrics")
-    validate.python_func(suite="projects", dataset=upstream, warehouse=uri, table="raw.projects", report=report, metrics=metrics)
+    validate_table.python_func(suite="projects", warehouse=uri, table="raw.projects", upstream=upstream, report=report, metrics=metrics)
     assert metrics.metadata["success_percent"] == 100.0 and metrics.metadata["evaluated"] >= 8
     assert "<html" in Path(report.path).read_text().lower()
 
@@ -85,7 +85,7 @@ def test_validate_component_on_a_table_and_on_a_dataset(loaded_warehouse, tmp_pa
     from tagifai.validation import DataValidationError
 
     with pytest.raises(DataValidationError, match=r"not_be_null on column 'tag'"):
-        validate.python_func(suite="tags", dataset=dataset, warehouse=uri, table="", report=report2, metrics=metrics2)
+        validate_dataset.python_func(suite="tags", dataset=dataset, report=report2, metrics=metrics2)
     # the report and metrics are written before the step fails, for the UI
     assert metrics2.metadata["unsuccessful"] >= 1
     assert Path(report2.path).exists()

@@ -1,0 +1,48 @@
+"""optimize: an Optuna study over the training arguments, each trial logged to MLflow."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
+
+from components._images import image
+
+
+@dsl.component(base_image=image("optimize"), install_kfp_package=False)
+def optimize(
+    dataset: Input[Dataset],
+    num_trials: int,
+    seed: int,
+    study_name: str,
+    optuna_storage: str,
+    mlflow_tracking_uri: str,
+    experiment_name: str,
+    state_dir: str,
+    best_args: Output[Artifact],
+    metrics: Output[Metrics],
+):
+    """Search the training arguments on the train and validation splits of ``dataset`` (never test).
+
+    Reads: labeled projects (Parquet). The study ``<study_name>-<content hash>`` lives in
+    ``optuna_storage`` (SQLite on the embedded default): re-running on the same data resumes it, so
+    only missing trials run. Each trial is a nested MLflow run with its params and validation f1;
+    unpromising trials are pruned (median of the cross-validation folds so far).
+    Writes: ``best_args`` (JSON of the training arguments, also in its metadata under ``args``) and
+    ``metrics`` (best_val_f1, trials complete/pruned).
+    Empty URIs mean: this step's environment's TAGIFAI_* settings.
+    """
+    import pandas as pd
+
+    from tagifai.config import get_settings
+    from tagifai.workflows import tune, write_json
+
+    s = get_settings(home=state_dir, optuna_storage=optuna_storage, mlflow_tracking_uri=mlflow_tracking_uri, experiment_name=experiment_name)
+    args, value, summary = tune(
+        pd.read_parquet(dataset.path), num_trials, s.optuna_storage, study_name, seed,
+        tracking_uri=s.mlflow_tracking_uri, experiment_name=s.experiment_name, artifact_root=s.mlflow_artifact_root,
+    )
+    write_json(best_args.path, args)
+    best_args.metadata["args"] = args
+    best_args.metadata["study_name"] = summary.get("study_name", study_name)
+    metrics.log_metric("best_val_f1", value)
+    for key in ("n_complete", "n_pruned", "n_new_trials"):
+        if isinstance(summary.get(key), (int, float)):
+            metrics.log_metric(key, summary[key])

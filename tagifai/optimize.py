@@ -1,0 +1,304 @@
+"""Hyperparameter optimisation with Optuna (optionally logged to MLflow).
+
+Each trial samples training arguments (:func:`suggest_params`, the course's search space widened) and
+scores them by stratified k-fold cross-validation on the train + validation part of the data (the
+test split of ``base_args``, the one :func:`tagifai.train.train` holds out, is removed first: Optuna
+never sees it). After each fold the trial reports the running mean of the fold f1 scores (weighted,
+arg-max predictions: the threshold is chosen later, by training) and a :class:`MedianPruner` stops
+trials that fall behind.
+
+The study lives in an Optuna RDB storage (e.g. ``sqlite:///optuna.db``) and is loaded when it exists:
+``num_trials`` is the number of finished (complete or pruned) trials the study should hold, so running
+again with the same study name resumes after a crash and does nothing once the study is complete.
+The sampler is a seeded TPE sampler: the same data, seed and history give the same trials.
+
+optuna, mlflow and scikit-learn are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tagifai.data import split
+from tagifai.train import TagifaiModel, TrainArgs, labeled_frame
+
+#: Bounds of the search space (see :func:`suggest_params`).
+SEARCH_SPACE: dict[str, Any] = {
+    "analyzer": ("word", "char", "char_wb"),
+    "ngram_max_word": (1, 3),
+    "ngram_min_char": (1, 3),
+    "ngram_max_char": (3, 6),
+    "word_ngram_max": (0, 2),
+    "sublinear_tf": (True, False),
+    "class_weight": (None, "balanced"),
+    "loss": ("log_loss", "modified_huber", "hinge"),
+    "alpha": (1e-6, 1e-3),
+    "learning_rate": (1e-2, 1.0),
+    "power_t": (0.05, 0.5),
+    "C": (0.1, 100.0),
+    "nb_alpha": (0.01, 1.0),
+}
+
+
+def suggest_params(trial: Any, base_args: TrainArgs) -> dict[str, Any]:
+    """Sample training arguments for one trial (a dict of TrainArgs fields).
+
+    Features (every model): ``analyzer`` in word/char/char_wb; for word, ``ngram_max`` 1-3; for
+    char/char_wb, ``ngram_min`` 1-3, ``ngram_max`` 3-6 and ``word_ngram_max`` 0-2 (word n-grams beside
+    the character ones); ``sublinear_tf``; ``class_weight`` None/balanced. The model family stays
+    ``base_args.model``: "sgd" samples ``loss`` (log_loss, modified_huber, hinge), ``alpha`` (1e-6 to
+    1e-3, log) and, with the invscaling/constant/adaptive schedules, ``learning_rate`` (eta0, 1e-2 to
+    1, log) and ``power_t`` (0.05-0.5) as in the course; "logreg"/"linear_svc" sample ``C`` (0.1-100,
+    log); "complement_nb" samples ``nb_alpha`` (0.01-1, log).
+    """
+    s = SEARCH_SPACE
+    params: dict[str, Any] = {"analyzer": trial.suggest_categorical("analyzer", list(s["analyzer"]))}
+    if params["analyzer"] == "word":
+        params["ngram_max"] = trial.suggest_int("ngram_max", *s["ngram_max_word"])
+    else:
+        params["ngram_min"] = trial.suggest_int("ngram_min", *s["ngram_min_char"])
+        params["ngram_max"] = trial.suggest_int("ngram_max_char", *s["ngram_max_char"])
+        params["word_ngram_max"] = trial.suggest_int("word_ngram_max", *s["word_ngram_max"])
+    params["sublinear_tf"] = trial.suggest_categorical("sublinear_tf", list(s["sublinear_tf"]))
+    params["class_weight"] = trial.suggest_categorical("class_weight", list(s["class_weight"]))
+    if base_args.model == "sgd":
+        params["loss"] = trial.suggest_categorical("loss", list(s["loss"]))
+        params["alpha"] = trial.suggest_float("alpha", *s["alpha"], log=True)
+        if base_args.lr_schedule != "optimal":
+            params["learning_rate"] = trial.suggest_float("learning_rate", *s["learning_rate"], log=True)
+            params["power_t"] = trial.suggest_float("power_t", *s["power_t"])
+    elif base_args.model in ("logreg", "linear_svc"):
+        params["C"] = trial.suggest_float("C", *s["C"], log=True)
+    elif base_args.model == "complement_nb":
+        params["nb_alpha"] = trial.suggest_float("nb_alpha", *s["nb_alpha"], log=True)
+    return params
+
+
+def params_to_args(base_args: TrainArgs, params: dict[str, Any]) -> TrainArgs:
+    """TrainArgs from a trial's Optuna params (the names :func:`suggest_params` uses) over ``base_args``."""
+    changes = dict(params)
+    if "ngram_max_char" in changes:
+        changes["ngram_max"] = changes.pop("ngram_max_char")
+    return base_args.replace(**changes)
+
+
+def _trial_params_of(args: TrainArgs) -> dict[str, Any]:
+    """The Optuna params that reproduce ``args`` (to enqueue the base arguments as the first trial)."""
+    params: dict[str, Any] = {"analyzer": args.analyzer}
+    if args.analyzer == "word":
+        params["ngram_max"] = args.ngram_max
+    else:
+        params.update(ngram_min=args.ngram_min, ngram_max_char=args.ngram_max, word_ngram_max=args.word_ngram_max)
+    params.update(sublinear_tf=args.sublinear_tf, class_weight=args.class_weight)
+    if args.model == "sgd":
+        params.update(loss=args.loss, alpha=args.alpha)
+        if args.lr_schedule != "optimal":
+            params.update(learning_rate=args.learning_rate, power_t=args.power_t)
+    elif args.model in ("logreg", "linear_svc"):
+        params["C"] = args.C
+    elif args.model == "complement_nb":
+        params["nb_alpha"] = args.nb_alpha
+    return params
+
+
+def _in_space(params: dict[str, Any]) -> bool:
+    s = SEARCH_SPACE
+    ranges = {
+        "ngram_min": s["ngram_min_char"], "ngram_max_char": s["ngram_max_char"], "word_ngram_max": s["word_ngram_max"],
+        "alpha": s["alpha"], "learning_rate": s["learning_rate"], "power_t": s["power_t"], "C": s["C"],
+        "nb_alpha": s["nb_alpha"],
+    }
+    if params["analyzer"] == "word" and not s["ngram_max_word"][0] <= params["ngram_max"] <= s["ngram_max_word"][1]:
+        return False
+    return all(lo <= params[k] <= hi for k, (lo, hi) in ranges.items() if k in params)
+
+
+def _storage(storage: str | Any | None, heartbeat_interval: int | None):
+    """An RDBStorage for a URL (sqlite: parent folder created, lock timeout, heartbeat), else as given."""
+    if not isinstance(storage, str):
+        return storage
+    import optuna
+
+    engine_kwargs: dict[str, Any] = {}
+    if storage.startswith("sqlite:///"):
+        path = storage[len("sqlite:///"):]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs}
+    if heartbeat_interval:
+        # A trial whose process died stops beating and is marked FAIL on the next run, which then
+        # runs a replacement (FAIL trials do not count towards num_trials).
+        kwargs.update(heartbeat_interval=heartbeat_interval, grace_period=3 * heartbeat_interval)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+        return optuna.storages.RDBStorage(storage, **kwargs)
+
+
+def _summary(study: Any, new_trials: int, cv_folds: int, seconds: float) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    return {
+        "study_name": study.study_name,
+        "direction": "maximize",
+        "metric": f"mean weighted f1 over {cv_folds} stratified folds of train + val",
+        "cv_folds": cv_folds,
+        "n_trials": len(trials),
+        "n_complete": len(complete),
+        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+        "new_trials": new_trials,
+        "seconds": round(seconds, 3),
+        "best_trial": best.number if best else None,
+        "best_value": float(best.value) if best else None,
+        "best_params": dict(best.params) if best else None,
+        "trials": [
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": None if t.value is None else float(t.value),
+                "params": dict(t.params),
+                "intermediate": {int(k): float(v) for k, v in t.intermediate_values.items()},
+            }
+            for t in trials
+        ],
+    }
+
+
+def optimize(
+    df: pd.DataFrame,
+    num_trials: int = 20,
+    storage: str | Any | None = None,
+    study_name: str = "tagifai",
+    seed: int = 42,
+    base_args: TrainArgs | None = None,
+    experiment_name: str | None = None,
+    tracking_uri: str | None = None,
+    artifact_root: str | Path | None = None,
+    timeout: float | None = None,
+    cv_folds: int = 5,
+    pruner_startup_trials: int = 5,
+    pruner_warmup_steps: int = 0,
+    heartbeat_interval: int | None = 60,
+) -> tuple[TrainArgs, float, dict[str, Any]]:
+    """Search training arguments; returns ``(best_args, best_value, summary)``.
+
+    - ``df``: labeled projects (prepared here with ``base_args``' label settings); the test split of
+      ``base_args`` (``test_size``, ``seed``) is dropped before anything else.
+    - ``num_trials``: finished (complete + pruned) trials the study should hold; with an existing
+      study of that name in ``storage`` only the missing ones run (resumable, idempotent).
+      ``timeout`` (seconds) bounds this call. A new study first runs ``base_args`` itself.
+    - ``storage``: Optuna RDB URL (``sqlite:///...``) or storage object; None keeps the study in memory.
+    - ``seed``: the TPE sampler's seed (``seed + finished trials`` when resuming).
+    - ``experiment_name``/``tracking_uri``: when either is given, the study is an MLflow run with one
+      nested child run per trial (params, ``val_f1`` per fold step and final, state tag).
+    - Pruning: :class:`optuna.pruners.MedianPruner` (``pruner_startup_trials``,
+      ``pruner_warmup_steps``) on the running mean after each of ``cv_folds`` folds.
+
+    ``best_value`` is the best trial's mean cross-validated weighted f1; ``best_args`` is ``base_args``
+    with the best trial's params. ``summary`` is JSON-serialisable (counts, best trial, every trial).
+    """
+    import optuna
+    from optuna.trial import TrialState
+    from sklearn.model_selection import StratifiedKFold
+
+    from tagifai.evaluate import weighted_scores
+
+    if num_trials < 1:
+        raise ValueError(f"num_trials must be >= 1, got {num_trials}")
+    base_args = base_args if base_args is not None else TrainArgs()
+    start = time.perf_counter()
+    data = labeled_frame(df, base_args)
+    splits = split(data, val_size=base_args.val_size, test_size=base_args.test_size, seed=base_args.seed)
+    dev = pd.concat([splits.train, splits.val]) if len(splits.val) else splits.train  # never the test split
+    labels = dev["label"].astype(str)
+    folds_n = max(2, min(int(cv_folds), int(labels.value_counts().min())))
+    folds = list(StratifiedKFold(folds_n, shuffle=True, random_state=base_args.seed).split(dev, labels))
+
+    study = optuna.create_study(
+        storage=_storage(storage, heartbeat_interval),
+        study_name=study_name,
+        direction="maximize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials, n_warmup_steps=pruner_warmup_steps),
+        load_if_exists=True,
+    )
+    finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
+    done = len(study.get_trials(deepcopy=False, states=finished_states))
+    study.sampler = optuna.samplers.TPESampler(seed=seed + done)
+    if not study.get_trials(deepcopy=False):
+        base_params = _trial_params_of(base_args)
+        if _in_space(base_params):
+            study.enqueue_trial(base_params)
+
+    tracking = experiment_name is not None or tracking_uri is not None
+    mlflow = None
+    if tracking:
+        import mlflow
+
+        from tagifai import tracking as tracking_mod
+
+        tracking_mod.configure(tracking_uri, experiment_name, artifact_root)
+
+    def objective(trial: Any) -> float:
+        args = params_to_args(base_args, suggest_params(trial, base_args))
+        run = mlflow.start_run(run_name=f"{study_name}-trial-{trial.number}", nested=True) if mlflow else contextlib.nullcontext()
+        with run:
+            if mlflow:
+                mlflow.set_tags({"optuna_study": study_name, "optuna_trial": str(trial.number)})
+                mlflow.log_params({k: str(v) for k, v in trial.params.items()})
+            scores: list[float] = []
+            pruned = False
+            for step, (train_idx, held_idx) in enumerate(folds):
+                part, held = dev.iloc[train_idx], dev.iloc[held_idx]
+                model = TagifaiModel(args).fit(part, part["label"])
+                scores.append(weighted_scores(held["label"].tolist(), model.predict(held, threshold=0.0).tolist())["f1"])
+                running = float(np.mean(scores))
+                trial.report(running, step)
+                if mlflow:
+                    mlflow.log_metric("val_f1", running, step=step)
+                if trial.should_prune():
+                    pruned = True
+                    break
+            if mlflow:
+                mlflow.set_tag("state", "PRUNED" if pruned else "COMPLETE")
+        if pruned:
+            raise optuna.TrialPruned(f"pruned at fold {step} with running mean f1 {running:.4f}")
+        value = float(np.mean(scores))
+        if math.isnan(value):
+            raise ValueError("objective is NaN")
+        return value
+
+    remaining = max(0, num_trials - done)
+    parent = (
+        mlflow.start_run(run_name=f"optimize-{study_name}", nested=mlflow.active_run() is not None)
+        if mlflow and remaining
+        else contextlib.nullcontext()
+    )
+    with parent:
+        if remaining:
+            callback = optuna.study.MaxTrialsCallback(num_trials, states=finished_states)
+            study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=[callback], catch=())
+        summary = _summary(study, len(study.get_trials(deepcopy=False, states=finished_states)) - done, folds_n,
+                           time.perf_counter() - start)
+        if mlflow and remaining:
+            mlflow.set_tags({"optuna_study": study_name})
+            if summary["best_params"] is not None:
+                mlflow.log_params({f"best_{k}": str(v) for k, v in summary["best_params"].items()})
+                mlflow.log_metric("best_val_f1", summary["best_value"])
+            mlflow.log_dict(summary, "study_summary.json")
+    if summary["best_params"] is None:
+        raise RuntimeError(f"study {study_name!r} has no completed trial ({summary['n_trials']} trials)")
+    best_args = params_to_args(base_args, summary["best_params"])
+    summary["best_args"] = best_args.to_dict()
+    return best_args, float(summary["best_value"]), summary

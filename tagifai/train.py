@@ -1,0 +1,444 @@
+"""Training: arguments, the model, threshold selection and one training run.
+
+:class:`TrainArgs` holds every choice of a run (JSON round-trip with ``asdict``/:meth:`TrainArgs.from_dict`).
+:class:`TagifaiModel` is a plain picklable classifier: TF-IDF features of the cleaned text (character
+n-grams and word n-grams together) and a linear model; its :meth:`~TagifaiModel.predict` returns
+"other" when the highest class probability is below a threshold chosen on validation data.
+:func:`train` splits, fits, picks the threshold on validation, refits on train + validation and scores
+on the held-out test split (never used for any choice).
+
+scikit-learn is imported inside the functions that need it, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tagifai.data import (
+    ACCEPTED_TAGS,
+    DEFAULT_MIN_FREQ,
+    OTHER,
+    DataError,
+    Splits,
+    build_text,
+    clean_text,
+    prepare,
+    require_columns,
+    split,
+)
+
+MODELS = ("sgd", "logreg", "linear_svc", "complement_nb")
+ANALYZERS = ("word", "char", "char_wb")
+LOSSES = ("log_loss", "modified_huber", "hinge")
+LR_SCHEDULES = ("optimal", "invscaling", "constant", "adaptive")
+CLASS_WEIGHTS = (None, "balanced")
+THRESHOLD_STRATEGIES = ("cv_grid", "val_grid", "quantile", "fixed", "none")
+#: Thresholds tried by the "val_grid" strategy (the highest probability of k classes is >= 1/k, so
+#: low values leave predictions unchanged).
+THRESHOLD_GRID: tuple[float, ...] = tuple(round(float(x), 2) for x in np.arange(0.0, 0.96, 0.01))
+
+
+@dataclass
+class TrainArgs:
+    """Everything that decides a training run. Defaults are the tuned ones (see the module README).
+
+    Features: ``analyzer`` n-grams of lengths ``ngram_min..ngram_max`` (the course's analyzer and
+    ngram_max); when ``analyzer`` is "char"/"char_wb" and ``word_ngram_max`` > 0, word n-grams of
+    lengths ``1..word_ngram_max`` are added beside them (a FeatureUnion). For ``analyzer="word"`` the
+    range is ``1..ngram_max``. ``sublinear_tf``, ``min_df`` and ``max_features`` go to both vectorizers.
+
+    Model: ``model`` picks the family. "sgd" (the course's): ``loss`` (log_loss, modified_huber, or
+    hinge wrapped in sigmoid calibration), ``alpha`` (L2), ``lr_schedule`` with ``learning_rate``
+    (eta0) and ``power_t``, ``num_epochs`` passes. "logreg" and "linear_svc" (calibrated) use ``C``;
+    "complement_nb" uses ``nb_alpha``. ``class_weight`` is None or "balanced".
+
+    Data: ``min_freq``/``accepted_tags`` for the label mapping, ``val_size``/``test_size`` fractions of
+    the whole frame, ``seed`` for the splits and the model.
+
+    Threshold (below it, :meth:`TagifaiModel.predict` says "other"), always chosen on validation data:
+    "cv_grid" (default) picks from :data:`THRESHOLD_GRID` the threshold with the best weighted f1 on
+    out-of-fold probabilities of ``threshold_cv_folds`` stratified folds of train + validation (every
+    prediction is on data its model did not see; about 5x more validation examples than the
+    validation split alone, so the choice is less noisy); "val_grid" does the same on the validation
+    split (predicted by the model fitted on train); ties go to the lowest threshold. "quantile" uses
+    the ``threshold_quantile`` quantile of the top probabilities on validation (the course's Q1);
+    "fixed" uses ``threshold``; "none" means 0. ``refit``: the final model is fitted on train +
+    validation (always so for "cv_grid"); otherwise on train only.
+    """
+
+    model: str = "sgd"
+    analyzer: str = "char_wb"
+    ngram_min: int = 2
+    ngram_max: int = 4
+    word_ngram_max: int = 1
+    sublinear_tf: bool = True
+    min_df: int = 1
+    max_features: int | None = None
+    loss: str = "modified_huber"
+    alpha: float = 1e-4
+    learning_rate: float = 0.1
+    power_t: float = 0.1
+    lr_schedule: str = "invscaling"
+    C: float = 1.0
+    nb_alpha: float = 0.3
+    class_weight: str | None = "balanced"
+    num_epochs: int = 50
+    min_freq: float = DEFAULT_MIN_FREQ
+    accepted_tags: list[str] = field(default_factory=lambda: list(ACCEPTED_TAGS))
+    val_size: float = 0.15
+    test_size: float = 0.2
+    seed: int = 42
+    threshold_strategy: str = "cv_grid"
+    threshold_cv_folds: int = 5
+    threshold_quantile: float = 0.25
+    threshold: float = 0.0
+    refit: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid field."""
+        checks = [
+            ("model", self.model in MODELS, f"one of {MODELS}"),
+            ("analyzer", self.analyzer in ANALYZERS, f"one of {ANALYZERS}"),
+            ("loss", self.loss in LOSSES, f"one of {LOSSES}"),
+            ("lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {LR_SCHEDULES}"),
+            ("class_weight", self.class_weight in CLASS_WEIGHTS, f"one of {CLASS_WEIGHTS}"),
+            ("threshold_strategy", self.threshold_strategy in THRESHOLD_STRATEGIES, f"one of {THRESHOLD_STRATEGIES}"),
+            ("ngram_min", int(self.ngram_min) >= 1, ">= 1"),
+            ("ngram_max", int(self.ngram_max) >= int(self.ngram_min) or self.analyzer == "word", ">= ngram_min"),
+            ("ngram_max", int(self.ngram_max) >= 1, ">= 1"),
+            ("word_ngram_max", int(self.word_ngram_max) >= 0, ">= 0"),
+            ("num_epochs", int(self.num_epochs) >= 1, ">= 1"),
+            ("alpha", float(self.alpha) > 0, "> 0"),
+            ("C", float(self.C) > 0, "> 0"),
+            ("nb_alpha", float(self.nb_alpha) >= 0, ">= 0"),
+            ("learning_rate", float(self.learning_rate) > 0, "> 0"),
+            ("val_size", 0 <= float(self.val_size) < 1, "in [0, 1)"),
+            ("test_size", 0 <= float(self.test_size) < 1, "in [0, 1)"),
+            ("threshold_cv_folds", int(self.threshold_cv_folds) >= 2, ">= 2"),
+            ("threshold_quantile", 0 <= float(self.threshold_quantile) <= 1, "in [0, 1]"),
+            ("threshold", 0 <= float(self.threshold) <= 1, "in [0, 1]"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"TrainArgs.{name}={getattr(self, name)!r}: expected {expected}")
+        if self.threshold_strategy in ("cv_grid", "val_grid", "quantile") and not self.val_size:
+            raise ValueError(f"TrainArgs.threshold_strategy={self.threshold_strategy!r} needs val_size > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (same as ``dataclasses.asdict``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainArgs:
+        """Build from a dict (e.g. parsed JSON); unknown keys are an error naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainArgs field(s): {', '.join(unknown)}")
+        kwargs = dict(d)
+        if "accepted_tags" in kwargs and kwargs["accepted_tags"] is not None:
+            kwargs["accepted_tags"] = list(kwargs["accepted_tags"])
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> TrainArgs:
+        """A copy with some fields changed (validated)."""
+        return TrainArgs.from_dict({**asdict(self), **changes})
+
+
+# --------------------------------------------------------------------------- features and model
+
+
+def build_features(args: TrainArgs):
+    """The TF-IDF feature extractor for ``args`` (a TfidfVectorizer or a FeatureUnion of two)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion
+
+    common = dict(sublinear_tf=args.sublinear_tf, min_df=args.min_df, max_features=args.max_features)
+    if args.analyzer == "word":
+        return TfidfVectorizer(analyzer="word", ngram_range=(1, int(args.ngram_max)), **common)
+    chars = TfidfVectorizer(analyzer=args.analyzer, ngram_range=(int(args.ngram_min), int(args.ngram_max)), **common)
+    if int(args.word_ngram_max) <= 0:
+        return chars
+    words = TfidfVectorizer(analyzer="word", ngram_range=(1, int(args.word_ngram_max)), **common)
+    return FeatureUnion([("word", words), ("char", chars)])
+
+
+def build_classifier(args: TrainArgs):
+    """The (unfitted) classifier for ``args``; always has ``predict_proba``."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    if args.model == "sgd":
+        from sklearn.linear_model import SGDClassifier
+
+        sgd = SGDClassifier(
+            loss=args.loss,
+            penalty="l2",
+            alpha=args.alpha,
+            learning_rate=args.lr_schedule,
+            eta0=args.learning_rate,
+            power_t=args.power_t,
+            max_iter=int(args.num_epochs),
+            tol=None,  # exactly num_epochs passes: deterministic, no convergence warnings
+            class_weight=args.class_weight,
+            random_state=args.seed,
+        )
+        if args.loss == "hinge":
+            return CalibratedClassifierCV(sgd, method="sigmoid", cv=3)
+        return sgd
+    if args.model == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=args.C, class_weight=args.class_weight, max_iter=2000, random_state=args.seed)
+    if args.model == "linear_svc":
+        from sklearn.svm import LinearSVC
+
+        svc = LinearSVC(C=args.C, class_weight=args.class_weight, random_state=args.seed)
+        return CalibratedClassifierCV(svc, method="sigmoid", cv=3)
+    if args.model == "complement_nb":
+        from sklearn.naive_bayes import ComplementNB
+
+        return ComplementNB(alpha=args.nb_alpha)
+    raise ValueError(f"unknown model {args.model!r}")
+
+
+def to_texts(X: Any) -> list[str]:
+    """The model's input texts from a frame or from raw strings.
+
+    A DataFrame with a ``text`` column is taken as already cleaned; one with ``title`` and
+    ``description`` is joined and cleaned (:class:`~tagifai.data.DataError` names a missing column).
+    A string, or a sequence/Series/array of strings, is cleaned.
+    """
+    if isinstance(X, pd.DataFrame):
+        if "text" in X.columns:
+            return X["text"].fillna("").astype(str).tolist()
+        require_columns(X, ("title", "description"), "model input")
+        return build_text(X).tolist()
+    if isinstance(X, str):
+        return [clean_text(X)]
+    if isinstance(X, (pd.Series, np.ndarray, list, tuple)):
+        return [clean_text(x) for x in list(X)]
+    if isinstance(X, Iterable):
+        return [clean_text(x) for x in X]
+    raise DataError(f"model input: expected a DataFrame or strings, got {type(X).__name__}")
+
+
+def apply_threshold(proba: np.ndarray, classes: Sequence[str], threshold: float, other: str = OTHER) -> np.ndarray:
+    """Labels from probabilities: the arg-max class, or ``other`` where its probability is below ``threshold``."""
+    proba = np.asarray(proba, dtype=float)
+    classes = np.asarray(list(classes), dtype=object)
+    if proba.ndim != 2 or proba.shape[1] != len(classes):
+        raise ValueError(f"proba shape {proba.shape} does not match {len(classes)} classes")
+    labels = classes[proba.argmax(axis=1)] if len(proba) else np.array([], dtype=object)
+    if threshold > 0 and len(proba):
+        labels = np.where(proba.max(axis=1) < threshold, other, labels)
+    return labels.astype(object)
+
+
+def choose_threshold(
+    proba: np.ndarray,
+    y_true: Sequence[str],
+    classes: Sequence[str],
+    grid: Sequence[float] = THRESHOLD_GRID,
+    other: str = OTHER,
+) -> tuple[float, float]:
+    """The threshold of ``grid`` with the highest weighted f1 of :func:`apply_threshold` on ``y_true``.
+
+    Ties go to the lowest threshold (the least intervention). Returns ``(threshold, f1)``.
+    """
+    from sklearn.metrics import f1_score
+
+    y_true = list(y_true)
+    if not len(y_true):
+        raise ValueError("choose_threshold needs at least one labelled example")
+    best_t, best_f1 = 0.0, -1.0
+    for t in sorted(grid):
+        y_pred = apply_threshold(proba, classes, t, other)
+        f1 = f1_score(y_true, list(y_pred), average="weighted", zero_division=0)
+        if f1 > best_f1 + 1e-12:
+            best_t, best_f1 = float(t), float(f1)
+    return best_t, best_f1
+
+
+def quantile_threshold(proba: np.ndarray, q: float = 0.25) -> float:
+    """The course's threshold: the ``q`` quantile of the top probability of each example."""
+    proba = np.asarray(proba, dtype=float)
+    return float(np.quantile(proba.max(axis=1), q)) if len(proba) else 0.0
+
+
+class TagifaiModel:
+    """Tags projects: TF-IDF features and a linear classifier, with an "other" threshold.
+
+    Plain and picklable (MLflow logs it with the sklearn flavor; its pyfunc calls :meth:`predict`).
+    Input (``X``): a DataFrame with ``title`` and ``description`` (raw) or ``text`` (cleaned), or raw
+    strings. :meth:`predict` returns the arg-max class, or "other" when the top probability is below
+    :attr:`threshold`.
+    """
+
+    def __init__(self, args: TrainArgs | None = None, threshold: float = 0.0, other: str = OTHER):
+        self.args = args if args is not None else TrainArgs()
+        self.threshold = float(threshold)
+        self.other = other
+        self.pipeline_ = None
+        self.classes_: list[str] = []
+
+    def fit(self, X: Any, y: Sequence[str]) -> TagifaiModel:
+        from sklearn.pipeline import Pipeline
+
+        texts = to_texts(X)
+        y = [str(v) for v in (y.tolist() if hasattr(y, "tolist") else list(y))]
+        if len(texts) != len(y):
+            raise ValueError(f"{len(texts)} inputs but {len(y)} labels")
+        if len(set(y)) < 2:
+            raise DataError(f"need at least two classes to train, got {sorted(set(y))}")
+        pipeline = Pipeline([("features", build_features(self.args)), ("clf", build_classifier(self.args))])
+        self.pipeline_ = pipeline.fit(texts, y)
+        self.classes_ = [str(c) for c in pipeline.classes_]
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.pipeline_ is None:
+            raise RuntimeError("TagifaiModel is not fitted: call fit() first")
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities, one column per class in :attr:`classes_` order."""
+        self._check_fitted()
+        texts = to_texts(X)
+        if not texts:
+            return np.zeros((0, len(self.classes_)))
+        return np.asarray(self.pipeline_.predict_proba(texts), dtype=float)
+
+    def predict(self, X: Any, threshold: float | None = None) -> np.ndarray:
+        """Class labels with the threshold (:attr:`threshold` unless given)."""
+        t = self.threshold if threshold is None else float(threshold)
+        return apply_threshold(self.predict_proba(X), self.classes_, t, self.other)
+
+    def __repr__(self) -> str:
+        state = f"classes={self.classes_}" if self.pipeline_ is not None else "unfitted"
+        return f"TagifaiModel(model={self.args.model!r}, threshold={self.threshold:.2f}, {state})"
+
+
+# --------------------------------------------------------------------------- one training run
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    model: TagifaiModel
+    args: TrainArgs
+    splits: Splits
+    threshold: float
+    metrics: dict[str, dict[str, float] | None]  # {"val": {...}, "test": {...} or None}
+    seconds: float
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.model.classes_)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serialisable summary: args, threshold, metrics, sizes, seconds."""
+        return {
+            "args": self.args.to_dict(),
+            "threshold": self.threshold,
+            "metrics": self.metrics,
+            "classes": self.classes,
+            "sizes": {name: len(frame) for name, frame in self.splits._asdict().items()},
+            "seconds": self.seconds,
+        }
+
+
+def labeled_frame(df: pd.DataFrame, args: TrainArgs) -> pd.DataFrame:
+    """``df`` with ``text`` and ``label``: prepared from ``tag`` when present, else used as it is."""
+    if "tag" in df.columns:
+        return prepare(df, accepted_tags=args.accepted_tags, min_freq=args.min_freq)
+    if {"text", "label"} <= set(df.columns):
+        return df
+    require_columns(df, ("title", "description", "tag"), "labeled projects")
+    return df  # unreachable: require_columns raised
+
+
+def _select_threshold(model: TagifaiModel, val: pd.DataFrame, args: TrainArgs) -> float:
+    """Threshold of the "val_grid", "quantile", "fixed" and "none" strategies."""
+    if args.threshold_strategy == "none":
+        return 0.0
+    if args.threshold_strategy == "fixed":
+        return float(args.threshold)
+    proba = model.predict_proba(val)
+    if args.threshold_strategy == "quantile":
+        return quantile_threshold(proba, args.threshold_quantile)
+    threshold, _ = choose_threshold(proba, val["label"].tolist(), model.classes_, other=model.other)
+    return threshold
+
+
+def out_of_fold_proba(frame: pd.DataFrame, args: TrainArgs, folds: int) -> tuple[np.ndarray, list[str]]:
+    """Probabilities of each row of ``frame`` from a model fitted on the other stratified folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = frame["label"].astype(str)
+    folds = max(2, min(int(folds), int(labels.value_counts().min())))
+    classes = sorted(labels.unique())
+    proba = np.zeros((len(frame), len(classes)))
+    for train_idx, held_idx in StratifiedKFold(folds, shuffle=True, random_state=args.seed).split(frame, labels):
+        part = frame.iloc[train_idx]
+        model = TagifaiModel(args).fit(part, part["label"])
+        cols = [classes.index(c) for c in model.classes_]
+        proba[np.ix_(held_idx, cols)] = model.predict_proba(frame.iloc[held_idx])
+    return proba, classes
+
+
+def train(df: pd.DataFrame, args: TrainArgs | None = None) -> TrainResult:
+    """One training run on a labeled projects frame.
+
+    1. prepare (``text``, ``label``) and split stratified by label into train/val/test;
+    2. choose the threshold on validation data (``args.threshold_strategy``): with "cv_grid", on
+       out-of-fold predictions over train + val (``metrics["val"]`` then scores those out-of-fold
+       predictions, on ``num_samples`` = len(train + val) rows); otherwise fit on train and choose on
+       val (``metrics["val"]`` scores val);
+    3. fit the final model on train + val (train only when ``refit`` is False and the strategy is not
+       "cv_grid") with that threshold;
+    4. score the final model on test, which no step above looked at.
+
+    Metrics are weighted precision/recall/f1 with ``num_samples``; ``metrics["test"]`` is None when
+    ``test_size`` is 0.
+    """
+    from tagifai.evaluate import weighted_scores
+
+    args = args if args is not None else TrainArgs()
+    start = time.perf_counter()
+    data = labeled_frame(df, args)
+    splits = split(data, val_size=args.val_size, test_size=args.test_size, seed=args.seed)
+    train_val = pd.concat([splits.train, splits.val]) if len(splits.val) else splits.train
+    metrics: dict[str, dict[str, float] | None] = {"val": None, "test": None}
+    if args.threshold_strategy == "cv_grid":
+        proba, classes = out_of_fold_proba(train_val, args, args.threshold_cv_folds)
+        truth = train_val["label"].astype(str).tolist()
+        threshold, _ = choose_threshold(proba, truth, classes)
+        metrics["val"] = weighted_scores(truth, apply_threshold(proba, classes, threshold).tolist())
+        model = TagifaiModel(args, threshold=threshold).fit(train_val, train_val["label"])
+    else:
+        model = TagifaiModel(args).fit(splits.train, splits.train["label"])
+        threshold = _select_threshold(model, splits.val, args)
+        model.threshold = threshold
+        if len(splits.val):
+            metrics["val"] = weighted_scores(splits.val["label"].tolist(), model.predict(splits.val).tolist())
+        if args.refit and len(splits.val):
+            model = TagifaiModel(args, threshold=threshold).fit(train_val, train_val["label"])
+    if len(splits.test):
+        metrics["test"] = weighted_scores(splits.test["label"].tolist(), model.predict(splits.test).tolist())
+    return TrainResult(
+        model=model,
+        args=args,
+        splits=splits,
+        threshold=threshold,
+        metrics=metrics,
+        seconds=round(time.perf_counter() - start, 3),
+    )

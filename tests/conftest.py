@@ -1,0 +1,43 @@
+"""Shared fixtures: the Made With ML labeled projects (projects.csv merged with tags.csv)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The shared copy of the Made With ML data (see ../shared/data/madewithml/SOURCES.md); DATA_DIR overrides.
+DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data" / "madewithml")
+
+
+def load_labeled_projects(data_dir: Path = DATA_DIR) -> pd.DataFrame:
+    """projects.csv joined with tags.csv on id (764 rows), created_on parsed, ordered by id."""
+    projects = pd.read_csv(data_dir / "projects.csv")
+    tags = pd.read_csv(data_dir / "tags.csv")
+    df = projects.merge(tags, on="id", how="inner", validate="one_to_one")
+    df["created_on"] = pd.to_datetime(df["created_on"])
+    return df.sort_values("id").reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def _labeled_projects() -> pd.DataFrame:
+    if not (DATA_DIR / "projects.csv").exists():
+        pytest.skip(f"Made With ML data not found in {DATA_DIR}")
+    return load_labeled_projects()
+
+
+@pytest.fixture
+def labeled_df(_labeled_projects: pd.DataFrame) -> pd.DataFrame:
+    """The labeled projects frame (id, created_on, title, description, tag); a fresh copy per test."""
+    return _labeled_projects.copy()
+
+
+@pytest.fixture(scope="session")
+def trained_default(_labeled_projects: pd.DataFrame):
+    """One training run with the default TrainArgs on the real data (shared by the unit tests)."""
+    from tagifai.train import TrainArgs, train
+
+    return train(_labeled_projects.copy(), TrainArgs())

@@ -1,0 +1,142 @@
+"""tagifai.optimize: a real Optuna study on sqlite in tmp_path, with MLflow child runs."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from tagifai import optimize as optimize_mod
+from tagifai.data import prepare, split
+from tagifai.optimize import SEARCH_SPACE, optimize, params_to_args, suggest_params
+from tagifai.train import TagifaiModel, TrainArgs
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def assert_in_space(args: TrainArgs) -> None:
+    s = SEARCH_SPACE
+    assert args.analyzer in s["analyzer"]
+    if args.analyzer == "word":
+        assert s["ngram_max_word"][0] <= args.ngram_max <= s["ngram_max_word"][1]
+    else:
+        assert s["ngram_min_char"][0] <= args.ngram_min <= s["ngram_min_char"][1]
+        assert s["ngram_max_char"][0] <= args.ngram_max <= s["ngram_max_char"][1]
+        assert s["word_ngram_max"][0] <= args.word_ngram_max <= s["word_ngram_max"][1]
+    assert args.loss in s["loss"] and args.class_weight in s["class_weight"]
+    assert s["alpha"][0] <= args.alpha <= s["alpha"][1]
+    assert s["learning_rate"][0] <= args.learning_rate <= s["learning_rate"][1]
+    assert s["power_t"][0] <= args.power_t <= s["power_t"][1]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, _labeled_projects):
+    """4 trials, 3 folds, pruning after 2 startup trials, logged to MLflow; restored afterwards."""
+    import mlflow
+
+    from tagifai import tracking
+
+    tmp = tmp_path_factory.mktemp("optimize")
+    storage = f"sqlite:///{tmp / 'optuna.db'}"
+    kwargs = dict(storage=storage, study_name="unit", seed=0, cv_folds=3, pruner_startup_trials=2)
+    try:
+        best_args, best_value, summary = optimize(
+            _labeled_projects, num_trials=4, experiment_name="optimize-test",
+            tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_root=tmp / "artifacts", **kwargs,
+        )
+        yield {"tmp": tmp, "kwargs": kwargs, "best_args": best_args, "best_value": best_value, "summary": summary}
+    finally:
+        tracking._state.clear()
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+
+
+def test_optimize_returns_args_in_the_search_space(study):
+    summary = study["summary"]
+    assert isinstance(study["best_args"], TrainArgs)
+    assert_in_space(study["best_args"])
+    assert 0.7 < study["best_value"] <= 1.0
+    assert summary["n_trials"] == 4 and summary["new_trials"] == 4
+    assert summary["best_value"] == study["best_value"]
+    assert params_to_args(TrainArgs(), summary["best_params"]) == study["best_args"]
+    # The first trial of a new study is the base arguments themselves.
+    assert params_to_args(TrainArgs(), summary["trials"][0]["params"]) == TrainArgs()
+    json.dumps(summary)
+
+
+def test_pruning_happens(study):
+    trials = study["summary"]["trials"]
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    assert study["summary"]["n_pruned"] == len(pruned) >= 1
+    for t in pruned:
+        assert len(t["intermediate"]) < 3  # stopped before the last fold
+    for t in trials:
+        if t["state"] == "COMPLETE":
+            assert len(t["intermediate"]) == 3
+
+
+def test_rerun_is_idempotent_and_resumes(study, _labeled_projects):
+    best_args, best_value, summary = optimize(_labeled_projects, num_trials=4, **study["kwargs"])
+    assert summary["new_trials"] == 0 and summary["n_trials"] == 4
+    assert (best_args, best_value) == (study["best_args"], study["best_value"])
+    _, _, more = optimize(_labeled_projects, num_trials=5, **study["kwargs"])
+    assert more["new_trials"] == 1 and more["n_trials"] == 5
+    assert [t["params"] for t in more["trials"][:4]] == [t["params"] for t in summary["trials"]]
+
+
+def test_trials_are_child_mlflow_runs(study):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{study['tmp'] / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("optimize-test")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.info.run_name == "optimize-unit"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 4
+    states = sorted(r.data.tags["state"] for r in children)
+    assert states.count("PRUNED") == study["summary"]["n_pruned"]
+    assert all("val_f1" in r.data.metrics and "analyzer" in r.data.params for r in children)
+    assert parents[0].data.metrics["best_val_f1"] == pytest.approx(study["best_value"])
+
+
+def test_same_seed_same_trials(_labeled_projects):
+    df = _labeled_projects.sample(300, random_state=0)
+    runs = [optimize(df, num_trials=3, seed=11, cv_folds=2, study_name="mem")[2] for _ in range(2)]
+    assert [t["params"] for t in runs[0]["trials"]] == [t["params"] for t in runs[1]["trials"]]
+    assert [t["value"] for t in runs[0]["trials"]] == [t["value"] for t in runs[1]["trials"]]
+
+
+def test_optuna_never_sees_the_test_split(_labeled_projects, monkeypatch):
+    seen: set = set()
+
+    class Spy(TagifaiModel):
+        def fit(self, X, y):
+            seen.update(X["id"])
+            return super().fit(X, y)
+
+        def predict_proba(self, X):
+            seen.update(X["id"])
+            return super().predict_proba(X)
+
+    monkeypatch.setattr(optimize_mod, "TagifaiModel", Spy)
+    base = TrainArgs(seed=3)
+    optimize(_labeled_projects, num_trials=1, cv_folds=2, base_args=base, study_name="spy")
+    test_ids = set(split(prepare(_labeled_projects), base.val_size, base.test_size, base.seed).test["id"])
+    assert seen and not seen & test_ids
+    assert len(seen) == len(_labeled_projects) - len(test_ids)
+
+
+def test_suggest_params_fixed_trial():
+    trial = optuna.trial.FixedTrial({
+        "analyzer": "char", "ngram_min": 1, "ngram_max_char": 5, "word_ngram_max": 0, "sublinear_tf": False,
+        "class_weight": None, "loss": "log_loss", "alpha": 1e-5, "learning_rate": 0.5, "power_t": 0.2,
+    })
+    args = params_to_args(TrainArgs(), suggest_params(trial, TrainArgs()))
+    assert (args.analyzer, args.ngram_min, args.ngram_max, args.word_ngram_max) == ("char", 1, 5, 0)
+    assert args.class_weight is None and args.loss == "log_loss" and args.power_t == 0.2
+    assert_in_space(args)
+    logreg = suggest_params(optuna.trial.FixedTrial({"analyzer": "word", "ngram_max": 2, "sublinear_tf": True,
+                                                      "class_weight": "balanced", "C": 3.0}),
+                            TrainArgs(model="logreg"))
+    assert logreg == {"analyzer": "word", "ngram_max": 2, "sublinear_tf": True, "class_weight": "balanced", "C": 3.0}

@@ -1,0 +1,131 @@
+"""tagifai.tracking against a real MLflow sqlite store in tmp_path (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tagifai import tracking
+
+NAME = "tagifai-test"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A sqlite tracking store and artifact root; MLflow's global state is restored afterwards."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("mlflow")
+    cwd = root / "cwd"
+    cwd.mkdir()
+    before_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    old_cwd = os.getcwd()
+    os.chdir(cwd)  # artifacts must not land in ./mlruns of the current directory
+    try:
+        uri = f"sqlite:///{root / 'db' / 'mlflow.db'}"
+        yield {"uri": uri, "artifacts": root / "artifacts", "cwd": cwd, "root": root}
+    finally:
+        os.chdir(old_cwd)
+        tracking._state.clear()
+        if mlflow.active_run():
+            mlflow.end_run()
+        mlflow.set_tracking_uri(before_uri)
+        mlflow.set_registry_uri(before_uri)
+
+
+@pytest.fixture(scope="module")
+def logged(store, trained_default):
+    experiment_id = tracking.configure(store["uri"], "tracking-test", store["artifacts"])
+    first = tracking.log_training(
+        trained_default.model, trained_default.args, trained_default.metrics, NAME,
+        input_example=trained_default.splits.test[["title", "description"]].head(2),
+        artifacts={"report.md": "# hello", "extra.json": {"a": 1}},
+    )
+    second = tracking.log_training(trained_default.model, trained_default.args, trained_default.metrics, NAME)
+    return {"experiment_id": experiment_id, "first": first, "second": second}
+
+
+def test_configure_creates_experiment_under_artifact_root(store, logged):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store["uri"])
+    experiment = client.get_experiment(logged["experiment_id"])
+    assert experiment.name == "tracking-test"
+    assert experiment.artifact_location == (store["artifacts"] / "tracking-test").as_uri()
+    assert tracking.configure(store["uri"], "tracking-test", store["artifacts"]) == logged["experiment_id"]  # idempotent
+    assert not (store["cwd"] / "mlruns").exists()
+    assert any((store["artifacts"] / "tracking-test").iterdir())
+
+
+def test_log_training_registers_versions_with_params_and_metrics(store, logged, trained_default):
+    from mlflow.tracking import MlflowClient
+
+    first, second = logged["first"], logged["second"]
+    assert (first["version"], second["version"]) == (1, 2)
+    assert first["model_uri"] == f"models:/{NAME}/1" and second["model_uri"] == f"models:/{NAME}/2"
+    run = MlflowClient(store["uri"]).get_run(first["run_id"])
+    assert run.data.metrics["test_f1"] == pytest.approx(trained_default.metrics["test"]["f1"])
+    assert run.data.params["analyzer"] == trained_default.args.analyzer
+    assert float(run.data.params["threshold_chosen"]) == pytest.approx(trained_default.threshold)
+    assert json.loads(run.data.params["accepted_tags"]) == trained_default.args.accepted_tags
+    artifacts = {a.path for a in MlflowClient(store["uri"]).list_artifacts(first["run_id"])}
+    assert {"metrics.json", "args.json", "report.md", "extra.json"} <= artifacts
+
+
+def test_load_model_predicts_as_before(store, logged, trained_default):
+    test = trained_default.splits.test
+    loaded = tracking.load_model(logged["first"]["model_uri"])
+    assert loaded.threshold == trained_default.model.threshold
+    assert loaded.predict(test).tolist() == trained_default.model.predict(test).tolist()
+    import mlflow.pyfunc
+
+    pyfunc = mlflow.pyfunc.load_model(logged["second"]["model_uri"])
+    assert list(pyfunc.predict(test[["title", "description"]])) == trained_default.model.predict(test).tolist()
+
+
+def test_load_model_in_a_fresh_process(store, logged, trained_default):
+    test = trained_default.splits.test[["title", "description"]].head(25)
+    data = store["root"] / "input.json"
+    test.to_json(data, orient="records")
+    code = (
+        "import json, sys, pandas as pd\n"
+        "from tagifai import tracking\n"
+        f"m = tracking.load_model({logged['first']['model_uri']!r}, tracking_uri={store['uri']!r})\n"
+        f"df = pd.DataFrame(json.load(open({str(data)!r})))\n"
+        "print(json.dumps({'threshold': m.threshold, 'pred': m.predict(df).tolist()}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=store["cwd"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["threshold"] == trained_default.model.threshold
+    assert out["pred"] == trained_default.model.predict(test).tolist()
+
+
+def test_champion_alias_round_trip(store, logged, trained_default):
+    assert tracking.get_champion(NAME, tracking_uri=store["uri"]) is None
+    assert tracking.get_champion("no-such-model", tracking_uri=store["uri"]) is None
+    tracking.set_champion(NAME, 1, tracking_uri=store["uri"])
+    version, metrics = tracking.get_champion(NAME, tracking_uri=store["uri"])
+    assert version == 1 and metrics["test_f1"] == pytest.approx(trained_default.metrics["test"]["f1"])
+    tracking.set_champion(NAME, 2)
+    assert tracking.get_champion(NAME)[0] == 2
+    loaded = tracking.load_model(tracking.champion_uri(NAME))
+    assert loaded.predict(["ML applied to image classification."]).tolist() == ["computer-vision"]
+
+
+def test_flatten_metrics():
+    flat = tracking.flatten_metrics({"test": {"f1": 0.9, "num_samples": 3, "cm": [[1]]}, "x": None, "ok": True,
+                                     "per_class": {"natural-language-processing": {"f1": 0.5}}})
+    assert flat == {"test_f1": 0.9, "test_num_samples": 3.0, "per_class_natural-language-processing_f1": 0.5}
+
+
+def test_resolve_model_uri(store, logged):
+    # Runs after the champion test: the alias is set.
+    assert tracking.resolve_model_uri(NAME, tracking_uri=store["uri"]) == f"models:/{NAME}@champion"
+    with pytest.raises(LookupError, match="no-such-model"):
+        tracking.resolve_model_uri("no-such-model", tracking_uri=store["uri"])
