@@ -25,7 +25,7 @@ def load_labeled_projects(data_dir: Path = DATA_DIR) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def _labeled_projects() -> pd.DataFrame:
     if not (DATA_DIR / "projects.csv").exists():
-        pytest.skip(f"Made With ML data not found in {DATA_DIR}")
+        pytest.fail(f"Made With ML data not found in {DATA_DIR} (set DATA_DIR)")
     return load_labeled_projects()
 
 
