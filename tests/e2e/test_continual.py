@@ -62,7 +62,8 @@ def test_model_is_registered_in_the_local_mlflow_registry(run):
     home, _, summary = run
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = client.search_model_versions("name='tagifai'")
     assert len(versions) == 1
     assert summary["model_uri"] == f"models:/tagifai/{versions[0].version}"
