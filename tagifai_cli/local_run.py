@@ -28,7 +28,8 @@ _ERROR = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit)):\s+(.+)$")
 @dataclass
 class StepEvent:
     name: str  # the task's key in the compiled spec (unique in the run; its folder in the artifact store)
-    label: str = ""  # its display name    status: str = "RUNNING"
+    label: str = ""  # its display name
+    status: str = "RUNNING"
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
     error: str | None = None
@@ -192,7 +193,7 @@ def task_labels(pipeline) -> dict[str, str]:
     return labels
 
 
-def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "subprocess", quiet: bool = False, caching: bool = False) -> dict:
+def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "subprocess", quiet: bool = False) -> dict:
     """Run one of the pipelines (dataops, mlops, continual) with kfp.local; return the summary."""
     from kfp import local
 
@@ -207,8 +208,8 @@ def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "su
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(root),
         raise_on_error=True,
-        enable_caching=caching,
-        cache_root=str(home / "kfp-cache") if caching else None,
+        # No kfp caching: it keys on parameters, and the same source URI or warehouse can hold new data.
+        enable_caching=False,
     )
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     log_path = home / "logs" / f"{pipeline_name}-{stamp}.log"

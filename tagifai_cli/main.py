@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"state: {settings.home}\nwarehouse: {settings.warehouse}\nmlflow: {settings.mlflow_tracking_uri}")
         if "projects_source" in arguments:
             print(f"sources: {arguments['projects_source']}, {arguments['tags_source']}")
-    summary = run_local(args.pipeline, arguments, settings.home, runner=args.runner, quiet=args.quiet, caching=args.cache)
+    summary = run_local(args.pipeline, arguments, settings.home, runner=args.runner, quiet=args.quiet)
     print_summary(summary)
     print(f"summary: {settings.home / 'last_run.json'}")
     return 0 if summary["status"] == "succeeded" else 1
@@ -141,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--optuna-storage", help="Optuna storage URL (default sqlite in the state folder)")
     run.add_argument("--num-trials", type=int, default=int(os.environ.get("TAGIFAI_NUM_TRIALS", "20")))
     run.add_argument("--seed", type=int, default=42)
-    run.add_argument("--cache", action="store_true", help="reuse outputs of unchanged steps (kfp.local caching)")
     run.add_argument("--quiet", action="store_true")
     settings_flags(run)
     run.set_defaults(func=cmd_run)
