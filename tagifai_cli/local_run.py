@@ -22,6 +22,9 @@ from pathlib import Path
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '([^']+)'")
 _END = re.compile(r"Task '([^']+)' finished with status (\w+)")
+#: Training arguments that the study does not search (left out of the printed summary, kept in the JSON).
+_FIXED_ARGS = {"accepted_tags", "min_freq", "val_size", "test_size", "seed", "refit", "threshold",
+               "threshold_strategy", "threshold_cv_folds", "threshold_quantile"}
 _ERROR = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit)):\s+(.+)$")
 
 
@@ -164,11 +167,16 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
     if summary["rows"]:
         w("rows: " + ", ".join(f"{k}={v}" for k, v in summary["rows"].items()) + "\n")
     if summary.get("best_params"):
-        w(f"best params (val f1 {summary.get('best_validation_score')}): {json.dumps(summary['best_params'], sort_keys=True)}\n")
+        shown = {k: v for k, v in sorted(summary["best_params"].items()) if k not in _FIXED_ARGS}
+        score = summary.get("best_validation_score")
+        w(f"best params (cv f1 {score:.4f}): " if isinstance(score, float) else "best params: ")
+        w(", ".join(f"{k}={round(v, 6) if isinstance(v, float) else v}" for k, v in shown.items()) + "\n")
     if summary.get("metrics"):
         w("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in summary["metrics"].items()) + "\n")
     if summary.get("model_uri"):
-        w(f"model: {summary['model_uri']}\n")
+        promoted = (summary.get("evaluation") or {}).get("promoted")
+        note = {1: " (now the champion)", 0: " (champion unchanged)"}.get(int(promoted) if promoted is not None else None, "")
+        w(f"model: {summary['model_uri']}{note}\n")
     failed = [s for s in summary["steps"] if s["status"] == "failed"]
     for step in failed:
         w(f"failed step {step['name']}: {step.get('error') or 'see the log'}\n")
