@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _artifacts import make_artifact
 from kfp.dsl import Dataset
 
 from components.extract import extract
@@ -13,10 +14,7 @@ from tagifai.sources import SourceError
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "madewithml"
 
 
-def _artifact(cls, tmp_path: Path, name: str):
-    path = tmp_path / "artifacts" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return cls(name=name, uri=str(path), metadata={})
+_artifact = make_artifact
 
 
 def test_sync_component_loads_and_records_metadata(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _artifacts import make_artifact
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 from components.evaluate import evaluate
@@ -13,10 +14,7 @@ from components.optimize import optimize
 from components.train import train
 
 
-def _artifact(cls, tmp_path: Path, name: str, metadata=None):
-    path = tmp_path / "artifacts" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return cls(name=name, uri=str(path), metadata=dict(metadata or {}))
+_artifact = make_artifact
 
 
 @pytest.fixture(scope="module")
