@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha25
 TAGIFAI := $(VENV)/bin/tagifai
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-fast compile check-compiled bench clean
+.PHONY: help install run test test-fast test-delivery compile kind-up kind-down deploy clean
 
 help:
 	@echo "make run      run the continual pipeline locally (kfp.local, embedded DuckDB/MLflow/Optuna)"
 	@echo "make test     unit, component, compile and end-to-end tests"
-	@echo "make compile  compile the pipelines to pipelines/compiled/*.yaml"
+	@echo "make compile  compile the pipelines to pipelines/compiled/{kubeflow,vertex}/*.yaml"
+	@echo "make kind-up / deploy / kind-down   a local Kubeflow Pipelines on kind (docs/deploy.md)"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || { command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }; $(PYTHON) -m venv $(VENV); }
@@ -32,7 +33,19 @@ test-fast: install
 	$(VENV)/bin/pytest -q -m "not e2e and not docker" $(PYTEST_ARGS)
 
 compile: install
-	$(TAGIFAI) compile
+	$(TAGIFAI) compile --target all
+
+test-delivery: install
+	$(VENV)/bin/pytest -q tests/test_compile.py tests/delivery
+
+kind-up: install
+	$(PY) -m tagifai_cli.cluster kind-up
+
+kind-down: install
+	$(PY) -m tagifai_cli.cluster kind-down
+
+deploy: install
+	$(PY) -m tagifai_cli.cluster deploy --overlay $(or $(OVERLAY),kind)
 
 clean:
 	rm -rf .tagifai local_outputs .pytest_cache

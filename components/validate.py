@@ -25,16 +25,16 @@ def validate_table(
     Writes: ``report`` (the validation rendered as one HTML page) and ``metrics`` (evaluated,
     successful, unsuccessful, success_percent).
     Fails when any expectation fails, naming each failed expectation, its column and sample
-    unexpected values. Empty ``warehouse`` means this step's TAGIFAI_WAREHOUSE.
+    unexpected values. Empty ``warehouse`` means this step's TAGIFAI_WAREHOUSE. On BigQuery the
+    expectations run as SQL in BigQuery (GX's BigQuery datasource); on DuckDB on a pandas batch.
     """
     from pathlib import Path
 
     from tagifai.config import get_settings
-    from tagifai.validation import validate_dataframe
-    from tagifai.warehouse import read_table
+    from tagifai.validation import validate_table as validate_warehouse_table
 
     settings = get_settings(warehouse=warehouse)
-    result = validate_dataframe(read_table(settings.warehouse, table), suite, data_name=table)
+    result = validate_warehouse_table(settings.warehouse, table, suite)
     Path(report.path).write_text(result.html, encoding="utf-8")
     for name, value in result.to_metrics().items():
         metrics.log_metric(name, value)

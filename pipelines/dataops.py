@@ -5,6 +5,7 @@ from kfp import dsl
 from components.sync import sync
 from components.transform import transform
 from components.validate import validate_table
+from pipelines.platform import configure
 
 
 @dsl.pipeline(name="dataops", description="Sync, validate and transform the Made With ML sources into labeled_projects.")
@@ -35,3 +36,6 @@ def dataops(
 
     validate_labeled = validate_table(suite="labeled_projects", warehouse=warehouse, table="main.labeled_projects", upstream=build.outputs["labeled_projects"])
     validate_labeled.set_display_name("validate-labeled-projects")
+
+    # resources, retries, caching and (Kubeflow) Kubernetes settings from pipelines/platform.yaml
+    configure(sync_projects, sync_tags, validate_projects, validate_tags, build, validate_labeled)

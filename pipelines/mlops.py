@@ -7,6 +7,7 @@ from components.extract import extract
 from components.optimize import optimize
 from components.train import train
 from components.validate import validate_dataset
+from pipelines.platform import configure
 
 
 @dsl.pipeline(name="mlops", description="Extract labeled_projects, tune, train, register and evaluate the tagifai model.")
@@ -55,3 +56,6 @@ def mlops(
         state_dir=state_dir,
     )
     evaluated.set_display_name("evaluate")
+
+    # resources, retries, caching and (Kubeflow) Kubernetes settings from pipelines/platform.yaml
+    configure(data, checked, tuned, trained, evaluated)

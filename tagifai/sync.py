@@ -2,8 +2,9 @@
 
 Why dlt: it is a maintained extract-and-load library with DuckDB and BigQuery destinations that
 share one interface, merges on a primary key (re-running never duplicates rows), loads into a staging
-dataset first and applies the merge in one transaction, so a failed load leaves the previous table as
-it was. Hand-writing that for two warehouses is exactly the glue this project exists to remove.
+dataset first and applies the merge in one step (a transaction on DuckDB, one MERGE statement on
+BigQuery), so a failed load leaves the previous table as it was. Hand-writing that for two warehouses
+is exactly the glue this project exists to remove.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tagifai.sources import PRIMARY_KEY, SCHEMAS, read_source
-from tagifai.warehouse import RAW_SCHEMA, WarehouseError, parse_warehouse
+from tagifai.warehouse import RAW_SCHEMA, parse_warehouse
 
 _DLT_TYPES = {"int": "bigint", "timestamp": "timestamp", "string": "text"}
 
@@ -46,8 +47,10 @@ class SyncResult:
 def _count_rows(warehouse_uri: str, table: str) -> int:
     """Rows in ``raw.<table>`` (0 when it does not exist yet)."""
     wh = parse_warehouse(warehouse_uri)
-    if wh.kind != "duckdb":
-        raise WarehouseError(f"counting rows in {wh.kind} is not implemented yet")
+    if wh.kind == "bigquery":
+        from tagifai import bigquery
+
+        return bigquery.count_rows(wh, table, RAW_SCHEMA)
     if not wh.path.exists():
         return 0
     import duckdb
@@ -69,7 +72,19 @@ def _destination(warehouse_uri: str):
     if wh.kind == "duckdb":
         wh.path.parent.mkdir(parents=True, exist_ok=True)
         return dlt.destinations.duckdb(str(wh.path))
-    return dlt.destinations.bigquery(project_id=wh.project)
+    from tagifai import bigquery
+
+    # The same credentials and location as every other BigQuery call: the key file of
+    # TAGIFAI_BQ_KEYFILE, else Application Default Credentials (dlt looks them up itself).
+    return dlt.destinations.bigquery(
+        credentials=bigquery.dlt_credentials(wh), project_id=wh.project, location=bigquery.location()
+    )
+
+
+def _raw_dataset(wh) -> str:
+    from tagifai.bigquery import raw_dataset
+
+    return raw_dataset(wh)
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -93,15 +108,20 @@ def load_dataframe(df, table: str, warehouse_uri: str, state_dir: Path, retries:
     pipeline = dlt.pipeline(
         pipeline_name=f"tagifai_{table}",
         destination=_destination(warehouse_uri),
-        dataset_name=RAW_SCHEMA if wh.kind == "duckdb" else f"{wh.dataset}_{RAW_SCHEMA}",
+        # DuckDB: schema raw. BigQuery: dataset <dataset>_raw, the default of dbt's raw source there.
+        dataset_name=RAW_SCHEMA if wh.kind == "duckdb" else _raw_dataset(wh),
         pipelines_dir=str(state_dir),
     )
+    # Merge on id. DuckDB: dlt's default delete-insert, run in one transaction. BigQuery: dlt runs a
+    # merge script without a transaction there, so use its upsert strategy, one MERGE statement,
+    # which BigQuery applies atomically. Same result for unique ids (conform guarantees them).
+    disposition = "merge" if wh.kind == "duckdb" else {"disposition": "merge", "strategy": "upsert"}
     # A package left by an earlier failed load is dropped, not replayed: only this batch is loaded.
     if pipeline.has_pending_data:
         pipeline.abort_packages()
     for attempt in range(retries + 1):
         try:
-            pipeline.run(df, table_name=table, write_disposition="merge", primary_key=PRIMARY_KEY, columns=columns)
+            pipeline.run(df, table_name=table, write_disposition=disposition, primary_key=PRIMARY_KEY, columns=columns)
             return
         except Exception as exc:
             if pipeline.has_pending_data:

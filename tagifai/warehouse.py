@@ -65,8 +65,16 @@ def duckdb_path(uri: str) -> Path:
 
 
 def read_table(uri: str, table: str, schema: str | None = None) -> pd.DataFrame:
-    """Read a whole table into a dataframe. ``table`` may be ``schema.table``; default schema is ``main``."""
+    """Read a whole table into a dataframe. ``table`` may be ``schema.table``; default schema is ``main``.
+
+    On BigQuery ``raw`` is the dataset ``<dataset>_raw`` and ``main`` the dataset ``<dataset>``; the
+    table is read with the BigQuery Storage Read API when it is installed (see tagifai.bigquery).
+    """
     wh = parse_warehouse(uri)
+    if wh.kind == "bigquery":
+        from tagifai import bigquery
+
+        return bigquery.read_table(wh, table, schema)
     if "." not in table:
         table = f"{schema or CURATED_SCHEMA}.{table}"
     if wh.kind == "duckdb":
@@ -79,4 +87,4 @@ def read_table(uri: str, table: str, schema: str | None = None) -> pd.DataFrame:
                 return con.sql(f"SELECT * FROM {table}").df()
             except duckdb.CatalogException as exc:
                 raise WarehouseError(f"table {table} not found in {wh.path}: {exc}") from exc
-    raise WarehouseError(f"reading from {wh.kind} is not implemented yet")
+    raise WarehouseError(f"reading from {wh.kind} is not supported")

@@ -29,6 +29,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tagifai.config import get_settings
     from tagifai_cli.local_run import print_summary, run_local
 
+    os.environ["TAGIFAI_TARGET"] = "local"  # the plain components: pipelines/platform.yaml is for clusters
+
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     sources = settings.sources()
@@ -55,17 +57,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from kfp import compiler
+    from pipelines import NAMES
+    from tagifai_cli.packaging import COMPILED, compile_package
 
-    from pipelines import NAMES, get_pipeline
-
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    targets = ["kubeflow", "vertex"] if args.target == "all" else [args.target]
     names = [args.pipeline] if args.pipeline else list(NAMES)
-    for name in names:
-        path = out / f"{name}.yaml"
-        compiler.Compiler().compile(get_pipeline(name), str(path))
-        print(path)
+    for target in targets:
+        if args.output_dir:
+            out = Path(args.output_dir) / target if len(targets) > 1 else Path(args.output_dir)
+        else:
+            out = COMPILED / target
+        for name in names:
+            print(compile_package(name, target, out, args.platform_config))
     return 0
 
 
@@ -147,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     comp = sub.add_parser("compile", help="compile the pipelines to YAML")
     comp.add_argument("pipeline", nargs="?", choices=PIPELINE_NAMES)
-    comp.add_argument("--output-dir", default=str(Path(__file__).resolve().parent.parent / "pipelines" / "compiled"))
+    comp.add_argument("--target", default="kubeflow", choices=("kubeflow", "vertex", "all"),
+                      help="kubeflow: with kfp-kubernetes settings (two YAML documents); vertex: one document; all: both")
+    comp.add_argument("--platform-config", help="per-step settings file (TAGIFAI_PLATFORM_CONFIG; default pipelines/platform.yaml)")
+    comp.add_argument("--output-dir", help="default pipelines/compiled/<target>/ (with --target all: OUTPUT_DIR/<target>/)")
     comp.add_argument("--registry", help="image registry (TAGIFAI_REGISTRY)")
     comp.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
     comp.set_defaults(func=cmd_compile)
@@ -166,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model-uri", help="default: the registry's champion, else its latest version")
     settings_flags(ev)
     ev.set_defaults(func=cmd_evaluate)
+
+    from tagifai_cli import kubeflow, vertex
+
+    kubeflow.add_parsers(sub, PIPELINE_NAMES)
+    vertex.add_parser(sub, PIPELINE_NAMES)
     return parser
 
 

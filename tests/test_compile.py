@@ -1,4 +1,8 @@
-"""Every pipeline compiles, deterministically, to the YAML committed under pipelines/compiled/."""
+"""Every pipeline compiles, deterministically, to the YAML committed under pipelines/compiled/<target>/.
+
+Two flavours: ``kubeflow`` (with kfp-kubernetes settings: a second YAML document) and ``vertex`` (one
+document, which Vertex AI can load). tests/delivery/ checks what the flavours hold.
+"""
 
 import os
 import subprocess
@@ -11,6 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMPILED = ROOT / "pipelines" / "compiled"
 PIPELINES = ["continual", "dataops", "mlops"]
+TARGETS = ["kubeflow", "vertex"]
 STEPS = {"sync", "validate", "transform", "extract", "optimize", "train", "evaluate"}
 
 
@@ -23,21 +28,33 @@ def _clean_env(**extra):
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp("compiled")
-    subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "--output-dir", str(out)], check=True, cwd=ROOT, env=_clean_env(), capture_output=True)
+    subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "--target", "all", "--output-dir", str(out)],
+                   check=True, cwd=ROOT, env=_clean_env(), capture_output=True)
     return out
 
 
+def _spec(path: Path) -> dict:
+    return next(yaml.safe_load_all(path.read_text()))
+
+
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("name", PIPELINES)
-def test_committed_yaml_is_what_the_code_compiles_to(compiled, name):
-    committed = COMPILED / f"{name}.yaml"
+def test_committed_yaml_is_what_the_code_compiles_to(compiled, target, name):
+    committed = COMPILED / target / f"{name}.yaml"
     assert committed.exists(), f"{committed} missing: run `make compile`"
-    assert (compiled / f"{name}.yaml").read_text() == committed.read_text(), f"{committed} is stale: run `make compile`"
+    assert (compiled / target / f"{name}.yaml").read_text() == committed.read_text(), f"{committed} is stale: run `make compile`"
 
 
+def test_no_stale_yaml_beside_the_flavours():
+    assert sorted(p.name for p in COMPILED.iterdir()) == TARGETS
+    for target in TARGETS:
+        assert sorted(p.stem for p in (COMPILED / target).glob("*.yaml")) == PIPELINES
+
+
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("name", PIPELINES)
-def test_every_task_names_its_steps_image(compiled, name):
-    spec = yaml.safe_load((compiled / f"{name}.yaml").read_text())
-    executors = spec["deploymentSpec"]["executors"]
+def test_every_task_names_its_steps_image(compiled, target, name):
+    executors = _spec(compiled / target / f"{name}.yaml")["deploymentSpec"]["executors"]
     assert executors
     for executor in executors.values():
         image = executor["container"]["image"]
@@ -48,15 +65,32 @@ def test_every_task_names_its_steps_image(compiled, name):
         assert "pip install" not in " ".join(executor["container"].get("command", []))
 
 
-def test_registry_and_tag_are_settings_not_code(tmp_path):
-    subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--output-dir", str(tmp_path), "--registry", "europe-docker.pkg.dev/p/r", "--tag", "v9"], check=True, cwd=ROOT, env=_clean_env(), capture_output=True)
-    images = {e["container"]["image"] for e in yaml.safe_load((tmp_path / "mlops.yaml").read_text())["deploymentSpec"]["executors"].values()}
+@pytest.mark.parametrize("target", TARGETS)
+def test_registry_and_tag_are_settings_not_code(tmp_path, target):
+    subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--target", target, "--output-dir", str(tmp_path),
+                    "--registry", "europe-docker.pkg.dev/p/r", "--tag", "v9"], check=True, cwd=ROOT, env=_clean_env(), capture_output=True)
+    images = {e["container"]["image"] for e in _spec(tmp_path / "mlops.yaml")["deploymentSpec"]["executors"].values()}
     assert images == {f"europe-docker.pkg.dev/p/r/tagifai-{s}:v9" for s in ("extract", "validate", "optimize", "train", "evaluate")}
 
 
 def test_compiled_yaml_loads_back_with_the_sdk(compiled):
     from kfp import components
 
-    for name in PIPELINES:
-        component = components.load_component_from_file(str(compiled / f"{name}.yaml"))
-        assert component.name == name
+    for target in TARGETS:
+        for name in PIPELINES:
+            component = components.load_component_from_file(str(compiled / target / f"{name}.yaml"))
+            assert component.name == name
+            assert bool(component.platform_spec.platforms) == (target == "kubeflow")
+
+
+def test_local_runs_get_the_plain_pipeline(monkeypatch):
+    """`tagifai run` builds for the local target: no platform settings (kfp.local would honour retries)."""
+    from pipelines import get_pipeline
+
+    monkeypatch.delenv("TAGIFAI_TARGET", raising=False)
+    pipeline = get_pipeline("dataops")
+    spec = pipeline.pipeline_spec
+    tasks = spec.root.dag.tasks
+    assert not pipeline.platform_spec.platforms
+    assert all(not t.HasField("retry_policy") for t in tasks.values())
+    assert get_pipeline("dataops", "kubeflow").platform_spec.platforms["kubernetes"]

@@ -1,0 +1,48 @@
+"""Fixtures of the delivery tests: loopback servers and a clean settings environment."""
+
+from pathlib import Path
+
+import pytest
+from loopback import FakeKFP, FakeVertex
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """No TAGIFAI_*, KFP or Google settings from the machine leak into a test."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith(("TAGIFAI_", "KF_PIPELINES_", "GOOGLE_", "CLOUDSDK_", "MLFLOW_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tagifai-delivery-home"))  # no ~/.config/kfp
+
+
+@pytest.fixture
+def kfp_server():
+    with FakeKFP() as server:
+        yield server
+
+
+@pytest.fixture
+def vertex_server():
+    with FakeVertex() as server:
+        yield server
+
+
+@pytest.fixture
+def offline_vertex(monkeypatch):
+    """aiplatform with anonymous credentials; the pipeline root's bucket check is recorded, not sent."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.aiplatform import pipeline_jobs
+
+    import tagifai_cli.vertex as vertex
+
+    monkeypatch.setattr(vertex, "_credentials", lambda: AnonymousCredentials())
+    checked = []
+    monkeypatch.setattr(pipeline_jobs.gcs_utils, "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist",
+                        lambda output_artifacts_gcs_dir=None, **kw: checked.append(output_artifacts_gcs_dir))
+    yield checked
+    from google.cloud import aiplatform
+
+    aiplatform.initializer.global_config._api_endpoint = None
+    aiplatform.initializer.global_config._api_transport = None

@@ -1,0 +1,229 @@
+"""Loopback servers that answer the documented REST paths the real clients call, and record every request.
+
+- :class:`FakeKFP`: the Kubeflow Pipelines v2beta1 API (healthz, pipelines and versions, uploads,
+  experiments, runs, recurring runs), enough for ``kfp.Client``.
+- :class:`FakeVertex`: the Vertex AI v1 REST API for pipeline jobs and schedules, enough for
+  ``google.cloud.aiplatform`` with ``api_transport="rest"``.
+
+Nothing here decides what the clients send: the tests assert on the recorded requests.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPILED = ROOT / "pipelines" / "compiled"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict
+    headers: dict
+    body: bytes
+
+    @property
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    def files(self) -> dict[str, bytes]:
+        """The parts of a multipart/form-data body: field name -> bytes."""
+        content_type = self.headers.get("content-type", "")
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + self.body)
+        return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+                for part in message.iter_parts()}
+
+
+class _Server:
+    def __init__(self):
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _handle(self):
+                split = urlsplit(self.path)
+                length = int(self.headers.get("content-length") or 0)
+                req = Request(self.command, split.path, {k: v[0] for k, v in parse_qs(split.query).items()},
+                              {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length) if length else b"")
+                with outer._lock:
+                    outer.requests.append(req)
+                    status, payload = outer.route(req)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _handle
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def route(self, req: Request) -> tuple[int, dict]:
+        raise NotImplementedError
+
+    def find(self, method: str, path_suffix: str) -> list[Request]:
+        return [r for r in self.requests if r.method == method and r.path.endswith(path_suffix)]
+
+
+def _predicate(query: dict) -> tuple[str, str] | None:
+    if "filter" not in query:
+        return None
+    pred = json.loads(query["filter"])["predicates"][0]
+    return pred["key"], pred.get("stringValue", pred.get("string_value"))
+
+
+@dataclass
+class FakeKFP(_Server):
+    """KFP v2beta1. ``run_states``: the states GET /runs/{id} answers in turn (the last one repeats)."""
+
+    run_states: tuple = ("RUNNING", "SUCCEEDED")
+    pipelines: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)  # pipeline_id -> [version]
+    experiments: dict = field(default_factory=dict)
+    runs: dict = field(default_factory=dict)
+    recurring_runs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        _Server.__init__(self)
+        self._ids = itertools.count(1)
+        self._states: dict[str, itertools.chain] = {}
+
+    def _id(self, kind: str) -> str:
+        return f"{kind}-{next(self._ids)}"
+
+    def route(self, req: Request) -> tuple[int, dict]:
+        p = req.path.removeprefix("/apis/v2beta1")
+        parts = p.strip("/").split("/")
+        if p == "/healthz":
+            return 200, {"multi_user": False}
+        if p == "/pipelines" and req.method == "GET":
+            found = list(self.pipelines.values())
+            if pred := _predicate(req.query):
+                found = [x for x in found if x.get(pred[0]) == pred[1]]
+            return 200, {"pipelines": found, "total_size": len(found)}
+        if p == "/pipelines/upload" and req.method == "POST":
+            pid = self._id("pipeline")
+            name = req.query["name"]
+            self.pipelines[pid] = {"pipeline_id": pid, "display_name": name, "description": req.query.get("description", "")}
+            self.versions[pid] = [{"pipeline_id": pid, "pipeline_version_id": self._id("version"), "display_name": name}]
+            return 200, self.pipelines[pid]
+        if p == "/pipelines/upload_version" and req.method == "POST":
+            pid = req.query["pipelineid"]
+            version = {"pipeline_id": pid, "pipeline_version_id": self._id("version"), "display_name": req.query["name"]}
+            self.versions.setdefault(pid, []).append(version)
+            return 200, version
+        if len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "versions" and req.method == "GET":
+            found = self.versions.get(parts[1], [])
+            if pred := _predicate(req.query):
+                found = [x for x in found if x.get(pred[0]) == pred[1]]
+            return 200, {"pipeline_versions": found, "total_size": len(found)}
+        if p == "/experiments" and req.method == "GET":
+            found = list(self.experiments.values())
+            if pred := _predicate(req.query):
+                found = [x for x in found if x.get(pred[0]) == pred[1]]
+            return 200, {"experiments": found, "total_size": len(found)}
+        if p == "/experiments" and req.method == "POST":
+            eid = self._id("experiment")
+            self.experiments[eid] = {**req.json, "experiment_id": eid}
+            return 200, self.experiments[eid]
+        if p == "/runs" and req.method == "POST":
+            rid = self._id("run")
+            self.runs[rid] = {**req.json, "run_id": rid, "state": "PENDING"}
+            self._states[rid] = itertools.chain(self.run_states, itertools.repeat(self.run_states[-1]))
+            return 200, self.runs[rid]
+        if len(parts) == 2 and parts[0] == "runs" and req.method == "GET":
+            run = self.runs.get(parts[1])
+            if run is None:
+                return 404, {"error": "not found", "code": 5}
+            run = {**run, "state": next(self._states[parts[1]])}
+            if run["state"] == "FAILED":
+                run["error"] = {"code": 2, "message": "task sync-projects failed"}
+            return 200, run
+        if p == "/recurringruns" and req.method == "GET":
+            found = [r for r in self.recurring_runs.values()
+                     if "experiment_id" not in req.query or r.get("experiment_id") == req.query["experiment_id"]]
+            if pred := _predicate(req.query):
+                found = [x for x in found if x.get(pred[0]) == pred[1]]
+            return 200, {"recurringRuns": found, "total_size": len(found)}  # sic: the API's json_name
+        if p == "/recurringruns" and req.method == "POST":
+            rid = self._id("recurring")
+            self.recurring_runs[rid] = {**req.json, "recurring_run_id": rid, "status": "ENABLED"}
+            return 200, self.recurring_runs[rid]
+        if len(parts) == 2 and parts[0] == "recurringruns" and req.method == "DELETE":
+            self.recurring_runs.pop(parts[1], None)
+            return 200, {}
+        return 404, {"error": f"no route for {req.method} {req.path}", "code": 5}
+
+
+@dataclass
+class FakeVertex(_Server):
+    """Vertex AI v1 REST: pipelineJobs create/get, schedules create/get."""
+
+    job_states: tuple = ("PIPELINE_STATE_RUNNING", "PIPELINE_STATE_SUCCEEDED")
+    jobs: dict = field(default_factory=dict)
+    schedules: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        _Server.__init__(self)
+        self._states: dict[str, itertools.chain] = {}
+        self._ids = itertools.count(1)
+
+    def route(self, req: Request) -> tuple[int, dict]:
+        p = req.path.removeprefix("/v1/")
+        parts = p.split("/")
+        # projects/{p}/locations/{l}/pipelineJobs[/{id}] | schedules[/{id}]
+        if len(parts) >= 5 and parts[0] == "projects" and parts[2] == "locations":
+            parent = "/".join(parts[:4])
+            kind = parts[4]
+            if kind == "pipelineJobs" and req.method == "POST" and len(parts) == 5:
+                job_id = req.query.get("pipelineJobId") or f"job-{next(self._ids)}"
+                name = f"{parent}/pipelineJobs/{job_id}"
+                self.jobs[name] = {**req.json, "name": name, "state": "PIPELINE_STATE_PENDING",
+                                   "createTime": "2024-01-01T00:00:00Z"}
+                self._states[name] = itertools.chain(self.job_states, itertools.repeat(self.job_states[-1]))
+                return 200, self.jobs[name]
+            if kind == "pipelineJobs" and req.method == "GET" and len(parts) == 6:
+                name = "/".join(parts[:6])
+                if name not in self.jobs:
+                    return 404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}
+                job = {**self.jobs[name], "state": next(self._states[name])}
+                if job["state"] == "PIPELINE_STATE_FAILED":
+                    job["error"] = {"code": 9, "message": "The DAG failed because some tasks failed."}
+                return 200, job
+            if kind == "schedules" and req.method == "POST" and len(parts) == 5:
+                name = f"{parent}/schedules/{next(self._ids)}"
+                self.schedules[name] = {**req.json, "name": name, "state": "ACTIVE", "createTime": "2024-01-01T00:00:00Z"}
+                return 200, self.schedules[name]
+            if kind == "schedules" and req.method == "GET" and len(parts) == 6:
+                name = "/".join(parts[:6])
+                return (200, self.schedules[name]) if name in self.schedules else (404, {"error": {"code": 404, "message": "not found"}})
+        return 404, {"error": {"code": 404, "message": f"no route for {req.method} {req.path}", "status": "NOT_FOUND"}}

@@ -1,0 +1,166 @@
+"""What the two compiled flavours hold, checked through the KFP SDK's protobuf messages.
+
+tests/test_compile.py checks that the committed YAML is what the code compiles to; here the
+committed YAML is parsed into PipelineSpec / PlatformSpec / KubernetesExecutorConfig and its
+per-step settings are compared with pipelines/platform.yaml (settings, not code).
+"""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from google.protobuf import json_format
+
+from loopback import COMPILED, ROOT
+
+PIPELINES = ["continual", "dataops", "mlops"]
+NETWORK_STEPS = {"sync": 3, "validate-table": 2, "transform": 2, "extract": 2}
+
+
+def _docs(target, name):
+    return list(yaml.safe_load_all((COMPILED / target / f"{name}.yaml").read_text()))
+
+
+def _pipeline_spec(doc):
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    return json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())
+
+
+def _tasks(spec):
+    """(component name, task spec) of every task, nested pipelines included."""
+    out = []
+    for dag in [spec.root.dag] + [c.dag for c in spec.components.values() if c.HasField("dag")]:
+        for task in dag.tasks.values():
+            comp = spec.components[task.component_ref.name]
+            if comp.executor_label:
+                out.append((task.component_ref.name.removeprefix("comp-").rstrip("-0123456789"), task, comp.executor_label))
+    return out
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_kubeflow_flavour_is_pipeline_plus_kubernetes_platform(name):
+    from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    docs = _docs("kubeflow", name)
+    assert len(docs) == 2 and list(docs[1]) == ["platforms"]
+    spec = _pipeline_spec(docs[0])
+    platform = json_format.ParseDict(docs[1], pipeline_spec_pb2.PlatformSpec())
+    executors = platform.platforms["kubernetes"].deployment_spec.executors
+    tasks = _tasks(spec)
+    assert tasks
+    for step, task, executor in tasks:
+        config = json_format.ParseDict(json_format.MessageToDict(executors[executor]), k8s.KubernetesExecutorConfig())
+        assert [p.constant for p in config.pvc_mount] == ["tagifai-data"] and config.pvc_mount[0].mount_path == "/data"
+        assert [c.config_map_name for c in config.config_map_as_env] == ["tagifai-settings"]
+        env = {e.env_var for e in config.config_map_as_env[0].key_to_env}
+        assert {"TAGIFAI_WAREHOUSE", "TAGIFAI_MLFLOW_TRACKING_URI", "TAGIFAI_HOME"} <= env
+        assert config.config_map_as_env[0].optional
+        assert [s.secret_name for s in config.image_pull_secret] == ["tagifai-registry"]
+        assert config.image_pull_policy == "IfNotPresent"
+        assert config.active_deadline_seconds == (7200 if step == "optimize" else 3600)
+        # secrets reach only the steps that need them, and are optional
+        assert [s.secret_name for s in config.secret_as_env] == (["tagifai-airbyte"] if step == "sync" else [])
+        bigquery = step in ("sync", "validate-table", "transform", "extract")
+        assert [(s.secret_name, s.mount_path, s.optional) for s in config.secret_as_volume] == (
+            [("tagifai-bigquery", "/var/secrets/bigquery", True)] if bigquery else [])
+        # plain KFP settings, in the pipeline spec
+        resources = spec.deployment_spec.fields["executors"].struct_value.fields[executor].struct_value.fields["container"].struct_value.fields["resources"].struct_value.fields
+        assert resources["resourceCpuRequest"].string_value and resources["resourceMemoryLimit"].string_value
+        assert task.caching_options.enable_cache == (step == "validate-dataset")
+        assert task.retry_policy.max_retry_count == NETWORK_STEPS.get(step, 0)
+        if step in NETWORK_STEPS:
+            assert task.retry_policy.backoff_duration.seconds == 30 and task.retry_policy.backoff_factor == 2
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_vertex_flavour_is_one_document_with_plain_kfp_settings_only(name):
+    docs = _docs("vertex", name)
+    assert len(docs) == 1 and "platforms" not in docs[0]
+    spec = _pipeline_spec(docs[0])
+    executors = docs[0]["deploymentSpec"]["executors"]
+    for step, task, executor in _tasks(spec):
+        container = executors[executor]["container"]
+        assert set(container["resources"]) == {"cpuLimit", "memoryLimit", "resourceCpuLimit", "resourceMemoryLimit"}  # no requests
+        assert {"name": "TAGIFAI_HOME", "value": "/tmp/tagifai"} in container["env"]
+        assert task.retry_policy.max_retry_count == NETWORK_STEPS.get(step, 0)
+        assert task.caching_options.enable_cache == (step == "validate-dataset")
+
+
+def test_the_same_pipeline_spec_under_both_flavours_but_the_platform_parts():
+    """The flavours differ only in what each platform reads: requests, env, the kubernetes document."""
+    kfp_spec, vertex_spec = _docs("kubeflow", "mlops")[0], _docs("vertex", "mlops")[0]
+    assert kfp_spec["root"] == vertex_spec["root"] and kfp_spec["components"] == vertex_spec["components"]
+    for key, executor in kfp_spec["deploymentSpec"]["executors"].items():
+        other = vertex_spec["deploymentSpec"]["executors"][key]["container"]
+        assert executor["container"]["image"] == other["image"] and executor["container"]["command"] == other["command"]
+
+
+def test_settings_file_not_code_chooses_the_values(tmp_path):
+    """Another platform file (what a GKE user with a private registry would write) changes the YAML."""
+    custom = yaml.safe_load((ROOT / "pipelines" / "platform.yaml").read_text())
+    custom["steps"]["train"].update(cpu_limit="8", memory_limit="16Gi")
+    custom["steps"]["train"]["retry"] = {"num_retries": 1}
+    custom["defaults"]["caching"] = True
+    custom["kubernetes"]["image_pull_secrets"] = ["artifact-registry"]
+    custom["kubernetes"]["pvcs"] = []
+    path = tmp_path / "platform.yaml"
+    path.write_text(yaml.safe_dump(custom))
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--platform-config", str(path), "--output-dir", str(out)],
+                   check=True, cwd=ROOT, capture_output=True)
+    docs = list(yaml.safe_load_all((out / "mlops.yaml").read_text()))
+    train = docs[0]["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
+    assert train["resourceCpuLimit"] == "8" and train["resourceMemoryLimit"] == "16Gi"
+    tasks = docs[0]["root"]["dag"]["tasks"]
+    assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 1
+    assert tasks["extract"]["cachingOptions"] == {"enableCache": True}
+    k8s = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
+    assert [s["secretName"] for s in k8s["imagePullSecret"]] == ["artifact-registry"]
+    assert "pvcMount" not in k8s
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"steps": {"trian": {"cpu_limit": "1"}}}, "unknown step(s) trian"),
+    ({"defaults": {"cpu_limt": "1"}}, "cpu_limt"),
+    ({"kubernetes": {"secret_env": [{"secret": "s", "env": {"k": "K"}, "steps": ["nope"]}]}}, "unknown step(s) nope"),
+    ({"kubernetes": {"image_pull_policy": "Sometimes"}}, "image_pull_policy"),
+])
+def test_a_wrong_settings_file_fails_compile_with_one_clear_line(tmp_path, bad, message):
+    path = tmp_path / "platform.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "dataops", "--platform-config", str(path),
+                           "--output-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_compiling_is_deterministic(tmp_path):
+    from tagifai_cli.packaging import compile_package
+
+    a = compile_package("continual", "kubeflow", tmp_path / "a").read_bytes()
+    b = compile_package("continual", "kubeflow", tmp_path / "b").read_bytes()
+    assert a == b == (COMPILED / "kubeflow" / "continual.yaml").read_bytes()
+
+
+def test_an_airbyte_sync_step_gets_its_credentials_and_no_retries():
+    """The Airbyte step (components/airbyte_sync.py) wired into a pipeline: settings by component name."""
+    pytest.importorskip("components.airbyte_sync")
+    from kfp import dsl
+
+    from components.airbyte_sync import airbyte_sync
+    from pipelines import platform
+
+    with platform.building("kubeflow"):
+        @dsl.pipeline(name="airbyte-probe")
+        def probe(connection_id: str):
+            platform.configure(airbyte_sync(connection_id=connection_id))
+
+    task = probe.pipeline_spec.root.dag.tasks["airbyte-sync"]
+    assert not task.HasField("retry_policy")
+    config = probe.platform_spec.platforms["kubernetes"].deployment_spec.executors["exec-airbyte-sync"]
+    [secret] = config["secretAsEnv"]
+    assert secret["secretName"] == "tagifai-airbyte" and secret["optional"]
+    assert {k["envVar"] for k in secret["keyToEnv"]} == {"TAGIFAI_AIRBYTE_TOKEN", "TAGIFAI_AIRBYTE_CLIENT_ID", "TAGIFAI_AIRBYTE_CLIENT_SECRET"}
+    assert config["activeDeadlineSeconds"] == "4200"

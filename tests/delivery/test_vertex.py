@@ -1,0 +1,159 @@
+"""tagifai vertex run / schedule: google.cloud.aiplatform objects built offline (anonymous credentials),
+then sent to a loopback Vertex AI REST API that records the requests.
+"""
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+
+from loopback import COMPILED
+from tagifai_cli.main import main
+from tagifai_cli.packaging import DeliveryError
+
+MLOPS = str(COMPILED / "vertex" / "mlops.yaml")
+PARAMS = ["--param", "warehouse=bigquery://proj/tagifai", "--param", "mlflow_tracking_uri=https://mlflow.example.com"]
+
+
+def _job(**overrides):
+    from tagifai_cli import vertex
+
+    kwargs = dict(project="proj", region="europe-west4", pipeline_root="gs://bucket/pipeline-root",
+                  parameter_values={"num_trials": 5, "warehouse": "bigquery://proj/tagifai"},
+                  job_labels={"app": "tagifai", "pipeline": "mlops", "team": "ml"}, enable_caching=False,
+                  display_name="tagifai-mlops", job_id="mlops-test", credentials=AnonymousCredentials())
+    kwargs.update(overrides)
+    return vertex.build_job(MLOPS, **kwargs)
+
+
+def test_pipeline_job_is_built_offline_with_runtime_config_root_labels_parameters_and_caching():
+    job = _job()
+    resource = job._gca_resource
+    assert job.project == "proj" and job.location == "europe-west4" and job.job_id == "mlops-test"
+    assert resource.display_name == "tagifai-mlops"
+    assert dict(resource.labels) == {"app": "tagifai", "pipeline": "mlops", "team": "ml"}
+    runtime = resource.runtime_config
+    assert runtime.gcs_output_directory == "gs://bucket/pipeline-root"
+    assert dict(runtime.parameter_values) == {"num_trials": 5, "warehouse": "bigquery://proj/tagifai"}
+    tasks = resource.pipeline_spec["root"]["dag"]["tasks"]
+    assert tasks and all(t["cachingOptions"].get("enableCache", False) is False for t in tasks.values())
+
+
+def test_caching_left_to_the_compiled_per_step_settings_when_not_overridden():
+    tasks = _job(enable_caching=None)._gca_resource.pipeline_spec["root"]["dag"]["tasks"]
+    assert tasks["validate-dataset"]["cachingOptions"]["enableCache"] is True
+    assert not tasks["train"]["cachingOptions"].get("enableCache", False)
+
+
+def test_the_kubeflow_flavour_is_refused_with_what_to_do(tmp_path):
+    from google.cloud import aiplatform
+
+    from tagifai_cli import vertex
+
+    with pytest.raises(Exception, match="expected a single document"):  # what Vertex's loader says
+        aiplatform.PipelineJob(display_name="x", template_path=str(COMPILED / "kubeflow" / "mlops.yaml"),
+                               pipeline_root="gs://b/r", project="p", location="us-central1", credentials=AnonymousCredentials())
+    with pytest.raises(DeliveryError, match="compile it with `tagifai compile --target vertex`"):
+        vertex.load_package("mlops", str(COMPILED / "kubeflow" / "mlops.yaml"), None, str(tmp_path))
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"mlflow_tracking_uri": "https://m"}, "the warehouse must be BigQuery"),
+    ({"warehouse": "duckdb:////data/w.duckdb", "mlflow_tracking_uri": "https://m"}, "the warehouse must be BigQuery"),
+    ({"warehouse": "bigquery://p/d", "mlflow_tracking_uri": "sqlite:///m.db"}, "MLflow must be a tracking server"),
+])
+def test_embedded_backends_are_refused_on_vertex(given, message):
+    from tagifai_cli import vertex
+    from tagifai_cli.packaging import pipeline_spec
+
+    with pytest.raises(DeliveryError, match=message):
+        vertex.parameters(pipeline_spec(str(COMPILED / "vertex" / "continual.yaml")), given)
+
+
+def test_parameters_default_from_settings_and_dbt_follows_bigquery(monkeypatch):
+    from tagifai_cli import vertex
+    from tagifai_cli.packaging import pipeline_spec
+
+    monkeypatch.setenv("TAGIFAI_WAREHOUSE", "bigquery://proj/ds")
+    monkeypatch.setenv("TAGIFAI_MLFLOW_TRACKING_URI", "https://mlflow.example.com")
+    params = vertex.parameters(pipeline_spec(str(COMPILED / "vertex" / "continual.yaml")), {"num_trials": "7"})
+    assert params["warehouse"] == "bigquery://proj/ds" and params["dbt_target"] == "prod"
+    assert params["mlflow_tracking_uri"] == "https://mlflow.example.com" and params["num_trials"] == 7
+    assert params["projects_source"].startswith("https://")
+
+
+def test_bad_labels_and_roots_are_refused():
+    from tagifai_cli import vertex
+
+    with pytest.raises(DeliveryError, match="label Team"):
+        vertex.labels("mlops", {"Team": "ml"})
+    with pytest.raises(DeliveryError, match="expected gs://"):
+        _job(pipeline_root="/local/path")
+
+
+def test_vertex_run_submits_the_job_and_waits(vertex_server, offline_vertex, monkeypatch, capsys):
+    from google.cloud.aiplatform import pipeline_jobs
+
+    monkeypatch.setattr(pipeline_jobs, "_JOB_WAIT_TIME", 0.01)
+    code = main(["--debug", "vertex", "run", "mlops", "--project", "proj", "--region", "europe-west4",
+                 "--pipeline-root", "gs://bucket/root", *PARAMS, "--param", "num_trials=5", "--label", "team=ml",
+                 "--caching", "off", "--service-account", "runner@proj.iam.gserviceaccount.com", "--job-id", "mlops-1",
+                 "--api-endpoint", vertex_server.url, "--api-transport", "rest", "--wait"])
+    out = capsys.readouterr().out
+    assert code == 0 and "mlops SUCCEEDED" in out
+    create = vertex_server.requests[0]
+    assert (create.method, create.path) == ("POST", "/v1/projects/proj/locations/europe-west4/pipelineJobs")
+    assert create.query["pipelineJobId"] == "mlops-1"
+    body = create.json
+    assert body["displayName"] == "tagifai-mlops" and body["serviceAccount"] == "runner@proj.iam.gserviceaccount.com"
+    assert body["labels"] == {"app": "tagifai", "pipeline": "mlops", "team": "ml"}
+    assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root"
+    assert body["runtimeConfig"]["parameterValues"] == {
+        "warehouse": "bigquery://proj/tagifai", "mlflow_tracking_uri": "https://mlflow.example.com", "num_trials": 5}
+    spec = body["pipelineSpec"]
+    assert spec["pipelineInfo"]["name"] == "mlops" and "platforms" not in spec
+    assert all(not t["cachingOptions"].get("enableCache", False) for t in spec["root"]["dag"]["tasks"].values())
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {f"localhost:5000/tagifai-{s}:0.1.0" for s in ("extract", "validate", "optimize", "train", "evaluate")}
+    assert offline_vertex == ["gs://bucket/root"]  # aiplatform checks the root's bucket before submitting
+    polls = vertex_server.requests[1:]  # polled to the final state
+    assert len(polls) >= 2 and {(r.method, r.path) for r in polls} == {("GET", create.path + "/mlops-1")}
+
+
+def test_vertex_run_compiles_for_the_registry_setting(vertex_server, offline_vertex):
+    """Images come from Artifact Registry through the same registry setting as everywhere."""
+    code = main(["--debug", "vertex", "run", "mlops", "--registry", "europe-west4-docker.pkg.dev/proj/tagifai", "--tag", "v1",
+                 "--project", "proj", "--pipeline-root", "gs://b/r", *PARAMS, "--api-endpoint", vertex_server.url, "--api-transport", "rest"])
+    assert code == 0
+    images = {e["container"]["image"] for e in vertex_server.requests[0].json["pipelineSpec"]["deploymentSpec"]["executors"].values()}
+    assert images == {f"europe-west4-docker.pkg.dev/proj/tagifai/tagifai-{s}:v1" for s in ("extract", "validate", "optimize", "train", "evaluate")}
+
+
+def test_a_failed_vertex_job_exits_1(offline_vertex, monkeypatch, capsys):
+    from google.cloud.aiplatform import pipeline_jobs
+
+    from loopback import FakeVertex
+
+    monkeypatch.setattr(pipeline_jobs, "_JOB_WAIT_TIME", 0.01)
+    with FakeVertex(job_states=("PIPELINE_STATE_FAILED",)) as server:
+        code = main(["vertex", "run", "mlops", "--package", MLOPS, "--project", "p", "--pipeline-root", "gs://b/r", *PARAMS,
+                     "--api-endpoint", server.url, "--api-transport", "rest", "--wait"])
+    assert code == 1 and "mlops FAILED" in capsys.readouterr().out
+
+
+def test_vertex_schedule_creates_a_schedule_one_run_at_a_time(vertex_server, offline_vertex, capsys):
+    code = main(["--debug", "vertex", "schedule", "continual", "--package", str(COMPILED / "vertex" / "continual.yaml"),
+                 "--project", "proj", "--region", "us-central1", "--pipeline-root", "gs://b/r", *PARAMS,
+                 "--cron", "0 6 * * 1", "--timezone", "Europe/Paris", "--start", "2024-06-01",
+                 "--service-account", "runner@proj.iam.gserviceaccount.com",
+                 "--api-endpoint", vertex_server.url, "--api-transport", "rest"])
+    assert code == 0
+    [create] = vertex_server.find("POST", "/schedules")
+    assert create.path == "/v1/projects/proj/locations/us-central1/schedules"
+    body = create.json
+    assert body["cron"] == "TZ=Europe/Paris 0 6 * * 1" and body["displayName"] == "tagifai-continual-schedule"
+    assert int(body["maxConcurrentRunCount"]) == 1 and not body.get("allowQueueing", False)
+    assert body["startTime"].startswith("2024-06-01T00:00:00")
+    job = body["createPipelineJobRequest"]["pipelineJob"]
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/r"
+    assert job["runtimeConfig"]["parameterValues"]["dbt_target"] == "prod"
+    assert job["serviceAccount"] == "runner@proj.iam.gserviceaccount.com"
+    assert body["createPipelineJobRequest"]["parent"] == "projects/proj/locations/us-central1"

@@ -1,0 +1,1 @@
+"""Loopback servers standing in for external services (BigQuery, Airbyte) in offline tests."""
