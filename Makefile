@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha25
 TAGIFAI := $(VENV)/bin/tagifai
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-fast test-delivery compile kind-up kind-down deploy clean
+.PHONY: help install run test test-fast test-delivery test-docker images push compile kind-up kind-down deploy clean
 
 help:
 	@echo "make run      run the continual pipeline locally (kfp.local, embedded DuckDB/MLflow/Optuna)"
 	@echo "make test     unit, component, compile and end-to-end tests"
 	@echo "make compile  compile the pipelines to pipelines/compiled/{kubeflow,vertex}/*.yaml"
+	@echo "make images   build every step's image (BASE_IMAGE=... for a base without a registry; images/README.md)"
 	@echo "make kind-up / deploy / kind-down   a local Kubeflow Pipelines on kind (docs/deploy.md)"
 
 $(STAMP): pyproject.toml requirements.lock
@@ -27,7 +28,7 @@ run: install
 	$(TAGIFAI) run continual
 
 test: install
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -m "not docker" $(PYTEST_ARGS)
 
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not e2e and not docker" $(PYTEST_ARGS)
@@ -46,6 +47,16 @@ kind-down: install
 
 deploy: install
 	$(PY) -m tagifai_cli.cluster deploy --overlay $(or $(OVERLAY),kind)
+
+BASE_IMAGE ?=
+images: install
+	$(PY) -m tagifai_cli.images build $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
+
+push: install
+	$(PY) -m tagifai_cli.images push
+
+test-docker: install
+	TAGIFAI_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -m docker tests/docker $(PYTEST_ARGS)
 
 clean:
 	rm -rf .tagifai local_outputs .pytest_cache

@@ -201,19 +201,24 @@ def task_labels(pipeline) -> dict[str, str]:
     return labels
 
 
-def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "subprocess", quiet: bool = False) -> dict:
+def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "subprocess", quiet: bool = False,
+              kfp_runner=None) -> dict:
     """Run one of the pipelines (dataops, mlops, continual) with kfp.local; return the summary."""
     from kfp import local
 
     from pipelines import get_pipeline
 
-    if runner != "subprocess":
-        raise ValueError(f"runner {runner!r} is not available yet; use --runner subprocess")
+    if runner == "docker" and kfp_runner is None:  # docker_run starts the services and comes back with a DockerRunner
+        from tagifai_cli.docker_run import run_docker
+
+        return run_docker(pipeline_name, arguments, home, quiet=quiet)
+    if runner not in ("subprocess", "docker"):
+        raise ValueError(f"unknown runner {runner!r}; use subprocess or docker")
     pipeline = get_pipeline(pipeline_name)
     root = home / "runs"
     root.mkdir(parents=True, exist_ok=True)
     local.init(
-        runner=local.SubprocessRunner(use_venv=False),
+        runner=kfp_runner or local.SubprocessRunner(use_venv=False),
         pipeline_root=str(root),
         raise_on_error=True,
         # No kfp caching: it keys on parameters, and the same source URI or warehouse can hold new data.

@@ -1,0 +1,24 @@
+# tagifai-sync: the sync step, extract-and-load of a source into the warehouse (dlt).
+# FROM the shared base (images/base.Dockerfile), then the step's locked extras, then the project.
+# Layers go from what changes least to what changes most, so a rebuild after a source change
+# reuses everything up to the project's own small layers.
+ARG TAGIFAI_BASE=tagifai-base:latest
+FROM ${TAGIFAI_BASE}
+
+# 1. dependencies of this step only: pyproject extras [sync, kfp], hashed (images/lock.sh)
+COPY images/requirements/sync.txt /opt/tagifai/requirements/sync.txt
+RUN tagifai-pip-install /opt/tagifai/requirements/sync.txt
+
+# 2. the project (no dependencies: all are above); dbt and GX projects at TAGIFAI_PROJECT_DIR=/app
+COPY pyproject.toml /tmp/src/pyproject.toml
+COPY tagifai /tmp/src/tagifai
+COPY components /tmp/src/components
+COPY pipelines /tmp/src/pipelines
+COPY tagifai_cli /tmp/src/tagifai_cli
+RUN pip install --no-deps --no-build-isolation --no-index /tmp/src && rm -rf /tmp/src
+COPY dbt_transforms /app/dbt_transforms
+COPY great_expectations /app/great_expectations
+
+LABEL org.tagifai.step="sync"
+USER 10001:10001
+WORKDIR /home/tagifai
