@@ -60,6 +60,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from pipelines import NAMES
     from tagifai_cli.packaging import COMPILED, compile_package
 
+    if args.by_digest:  # every step's image by the digest `make push` recorded, or stop naming what is missing
+        from tagifai_cli.images import STEPS, pushed_reference
+
+        missing = []
+        for step in STEPS:
+            ref = pushed_reference(step)
+            if ref:
+                os.environ[f"TAGIFAI_IMAGE_{step.upper()}"] = ref
+            else:
+                missing.append(step)
+        if missing:
+            raise CLIError(f"--by-digest: no pushed digest for {', '.join(missing)}; run `make images push` first")
     targets = ["kubeflow", "vertex"] if args.target == "all" else [args.target]
     names = [args.pipeline] if args.pipeline else list(NAMES)
     for target in targets:
@@ -156,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--output-dir", help="default pipelines/compiled/<target>/ (with --target all: OUTPUT_DIR/<target>/)")
     comp.add_argument("--registry", help="image registry (TAGIFAI_REGISTRY)")
     comp.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
+    comp.add_argument("--by-digest", action="store_true", help="name each step's image by its pushed digest (after make push)")
     comp.set_defaults(func=cmd_compile)
 
     pred = sub.add_parser("predict", help="tag projects with the registered model")

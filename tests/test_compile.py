@@ -94,3 +94,20 @@ def test_local_runs_get_the_plain_pipeline(monkeypatch):
     assert not pipeline.platform_spec.platforms
     assert all(not t.HasField("retry_policy") for t in tasks.values())
     assert get_pipeline("dataops", "kubeflow").platform_spec.platforms["kubernetes"]
+
+
+def test_one_steps_image_can_be_pinned_by_digest(tmp_path):
+    """What `tagifai compile --by-digest` does for every step after `make push`: TAGIFAI_IMAGE_<STEP>."""
+    pinned = "localhost:5000/tagifai-train@sha256:" + "a" * 64
+    subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--target", "vertex", "--output-dir", str(tmp_path)],
+                   check=True, cwd=ROOT, env=_clean_env(TAGIFAI_IMAGE_TRAIN=pinned), capture_output=True)
+    images = {e["container"]["image"] for e in _spec(tmp_path / "mlops.yaml")["deploymentSpec"]["executors"].values()}
+    assert pinned in images
+    assert "localhost:5000/tagifai-evaluate:0.1.0" in images  # the others keep their tags
+
+
+def test_by_digest_without_a_push_names_the_missing_images(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--by-digest", "--registry", "nowhere.invalid:1",
+                           "--output-dir", str(tmp_path)], cwd=ROOT, env=_clean_env(DOCKER_HOST="unix:///nonexistent.sock"), capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "no pushed digest for sync, validate, transform, extract, optimize, train, evaluate" in proc.stderr
