@@ -12,6 +12,9 @@ The study lives in an Optuna RDB storage (e.g. ``sqlite:///optuna.db``) and is l
 again with the same study name resumes after a crash and does nothing once the study is complete.
 The sampler is a seeded TPE sampler: the same data, seed and history give the same trials.
 
+With the sentence embedding in the search space, one embedder serves every trial of a call: each
+text of the train + validation part is encoded once, and test texts never are.
+
 optuna, mlflow and scikit-learn are imported inside the functions.
 """
 
@@ -28,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from tagifai.data import split
-from tagifai.train import TagifaiModel, TrainArgs, labeled_frame
+from tagifai.train import TagifaiModel, TrainArgs, labeled_frame, make_embedder
 
 #: Bounds of the search space (see :func:`suggest_params`).
 SEARCH_SPACE: dict[str, Any] = {
@@ -45,6 +48,8 @@ SEARCH_SPACE: dict[str, Any] = {
     "power_t": (0.05, 0.5),
     "C": (0.1, 100.0),
     "nb_alpha": (0.01, 1.0),
+    "embedding": ("none", "minilm"),
+    "embedding_weight": (0.5, 2.0),
 }
 
 
@@ -57,7 +62,9 @@ def suggest_params(trial: Any, base_args: TrainArgs) -> dict[str, Any]:
     ``base_args.model``: "sgd" samples ``loss`` (log_loss, modified_huber, hinge), ``alpha`` (1e-6 to
     1e-3, log) and, with the invscaling/constant/adaptive schedules, ``learning_rate`` (eta0, 1e-2 to
     1, log) and ``power_t`` (0.05-0.5) as in the course; "logreg"/"linear_svc" sample ``C`` (0.1-100,
-    log); "complement_nb" samples ``nb_alpha`` (0.01-1, log).
+    log); "complement_nb" samples ``nb_alpha`` (0.01-1, log). Every family but complement_nb also
+    samples ``embedding`` (none or minilm: the sentence embedding beside the TF-IDF columns) and, with
+    an embedding, ``embedding_weight`` (0.5-2, log).
     """
     s = SEARCH_SPACE
     params: dict[str, Any] = {"analyzer": trial.suggest_categorical("analyzer", list(s["analyzer"]))}
@@ -79,6 +86,10 @@ def suggest_params(trial: Any, base_args: TrainArgs) -> dict[str, Any]:
         params["C"] = trial.suggest_float("C", *s["C"], log=True)
     elif base_args.model == "complement_nb":
         params["nb_alpha"] = trial.suggest_float("nb_alpha", *s["nb_alpha"], log=True)
+    if base_args.model != "complement_nb":
+        params["embedding"] = trial.suggest_categorical("embedding", list(s["embedding"]))
+        if params["embedding"] != "none":
+            params["embedding_weight"] = trial.suggest_float("embedding_weight", *s["embedding_weight"], log=True)
     return params
 
 
@@ -106,6 +117,10 @@ def _trial_params_of(args: TrainArgs) -> dict[str, Any]:
         params["C"] = args.C
     elif args.model == "complement_nb":
         params["nb_alpha"] = args.nb_alpha
+    if args.model != "complement_nb":
+        params["embedding"] = args.embedding
+        if args.embedding != "none":
+            params["embedding_weight"] = args.embedding_weight
     return params
 
 
@@ -114,8 +129,10 @@ def _in_space(params: dict[str, Any]) -> bool:
     ranges = {
         "ngram_min": s["ngram_min_char"], "ngram_max_char": s["ngram_max_char"], "word_ngram_max": s["word_ngram_max"],
         "alpha": s["alpha"], "learning_rate": s["learning_rate"], "power_t": s["power_t"], "C": s["C"],
-        "nb_alpha": s["nb_alpha"],
+        "nb_alpha": s["nb_alpha"], "embedding_weight": s["embedding_weight"],
     }
+    if params.get("embedding", "none") not in s["embedding"]:
+        return False
     if params["analyzer"] == "word" and not s["ngram_max_word"][0] <= params["ngram_max"] <= s["ngram_max_word"][1]:
         return False
     return all(lo <= params[k] <= hi for k, (lo, hi) in ranges.items() if k in params)
@@ -250,6 +267,15 @@ def optimize(
 
         tracking_mod.configure(tracking_uri, experiment_name, artifact_root)
 
+    embedders: dict[str, Any] = {}  # one per embedding for the whole call: each dev text is encoded once
+
+    def embedder_for(args: TrainArgs) -> Any:
+        if args.embedding == "none":
+            return None
+        if args.embedding not in embedders:
+            embedders[args.embedding] = make_embedder(args)
+        return embedders[args.embedding]
+
     def objective(trial: Any) -> float:
         args = params_to_args(base_args, suggest_params(trial, base_args))
         run = mlflow.start_run(run_name=f"{study_name}-trial-{trial.number}", nested=True) if mlflow else contextlib.nullcontext()
@@ -261,7 +287,7 @@ def optimize(
             pruned = False
             for step, (train_idx, held_idx) in enumerate(folds):
                 part, held = dev.iloc[train_idx], dev.iloc[held_idx]
-                model = TagifaiModel(args).fit(part, part["label"])
+                model = TagifaiModel(args, embedder=embedder_for(args)).fit(part, part["label"])
                 scores.append(weighted_scores(held["label"].tolist(), model.predict(held, threshold=0.0).tolist())["f1"])
                 running = float(np.mean(scores))
                 trial.report(running, step)

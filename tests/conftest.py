@@ -22,6 +22,21 @@ def load_labeled_projects(data_dir: Path = DATA_DIR) -> pd.DataFrame:
     return df.sort_values("id").reset_index(drop=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_embedding_memo():
+    """Encode each text once per test session (the sentence embedding of the default model costs
+    seconds per training run; tests train dozens of models on the same texts). Benchmarks and the
+    pipeline steps never share it: their timings include encoding."""
+    try:
+        from tagifai import embeddings
+    except ImportError:  # pragma: no cover - the library is always importable in this repo
+        yield
+        return
+    embeddings.share_memo(True)
+    yield
+    embeddings.share_memo(False)
+
+
 @pytest.fixture(scope="session")
 def _labeled_projects() -> pd.DataFrame:
     if not (DATA_DIR / "projects.csv").exists():

@@ -28,6 +28,9 @@ def assert_in_space(args: TrainArgs) -> None:
     assert s["alpha"][0] <= args.alpha <= s["alpha"][1]
     assert s["learning_rate"][0] <= args.learning_rate <= s["learning_rate"][1]
     assert s["power_t"][0] <= args.power_t <= s["power_t"][1]
+    assert s["C"][0] <= args.C <= s["C"][1]
+    assert args.embedding in s["embedding"]
+    assert s["embedding_weight"][0] <= args.embedding_weight <= s["embedding_weight"][1]
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +134,24 @@ def test_suggest_params_fixed_trial():
     trial = optuna.trial.FixedTrial({
         "analyzer": "char", "ngram_min": 1, "ngram_max_char": 5, "word_ngram_max": 0, "sublinear_tf": False,
         "class_weight": None, "loss": "log_loss", "alpha": 1e-5, "learning_rate": 0.5, "power_t": 0.2,
+        "embedding": "minilm", "embedding_weight": 1.5,
     })
-    args = params_to_args(TrainArgs(), suggest_params(trial, TrainArgs()))
+    sgd = TrainArgs(model="sgd")
+    args = params_to_args(sgd, suggest_params(trial, sgd))
     assert (args.analyzer, args.ngram_min, args.ngram_max, args.word_ngram_max) == ("char", 1, 5, 0)
     assert args.class_weight is None and args.loss == "log_loss" and args.power_t == 0.2
+    assert (args.embedding, args.embedding_weight) == ("minilm", 1.5)
     assert_in_space(args)
     logreg = suggest_params(optuna.trial.FixedTrial({"analyzer": "word", "ngram_max": 2, "sublinear_tf": True,
-                                                      "class_weight": "balanced", "C": 3.0}),
+                                                      "class_weight": "balanced", "C": 3.0, "embedding": "none"}),
                             TrainArgs(model="logreg"))
-    assert logreg == {"analyzer": "word", "ngram_max": 2, "sublinear_tf": True, "class_weight": "balanced", "C": 3.0}
+    assert logreg == {"analyzer": "word", "ngram_max": 2, "sublinear_tf": True, "class_weight": "balanced", "C": 3.0,
+                      "embedding": "none"}
+    nb = suggest_params(optuna.trial.FixedTrial({"analyzer": "word", "ngram_max": 1, "sublinear_tf": True,
+                                                  "class_weight": None, "nb_alpha": 0.1}),
+                        TrainArgs(model="complement_nb", embedding="none"))
+    assert "embedding" not in nb  # complement NB needs non-negative features: TF-IDF only
+    # The defaults (the first trial of every new study) are inside the search space.
+    default = TrainArgs()
+    assert params_to_args(default, optimize_mod._trial_params_of(default)) == default
+    assert optimize_mod._in_space(optimize_mod._trial_params_of(default))

@@ -18,6 +18,7 @@ from tagifai.train import (
     apply_threshold,
     choose_threshold,
     quantile_threshold,
+    to_inputs,
     train,
 )
 
@@ -76,13 +77,40 @@ def test_model_inputs_and_errors(labeled_df):
     model.fit(df, df["label"])
     raw = (df["title"] + " " + df["description"]).tolist()
     np.testing.assert_allclose(model.predict_proba(df[["title", "description"]]), model.predict_proba(raw))
-    np.testing.assert_allclose(model.predict_proba(df[["text"]]), model.predict_proba(raw))
     assert model.predict_proba(raw).shape == (200, len(model.classes_))
     np.testing.assert_allclose(model.predict_proba(raw).sum(axis=1), 1.0)
+    # A prepared frame without title/description: the cleaned text feeds both feature kinds.
+    assert model.predict_proba(df[["text"]]).shape == (200, len(model.classes_))
     with pytest.raises(DataError, match="'description'"):
         model.predict(df[["title"]])
     clone = pickle.loads(pickle.dumps(model))
     assert clone.predict(raw).tolist() == model.predict(raw).tolist()
+    tfidf_only = TagifaiModel(TrainArgs(analyzer="word", ngram_max=1, embedding="none")).fit(df, df["label"])
+    np.testing.assert_allclose(tfidf_only.predict_proba(df[["text"]]), tfidf_only.predict_proba(raw))
+
+
+def test_model_inputs_split_into_cleaned_and_raw_text():
+    frame = pd.DataFrame({"title": ["Vision Transformers"], "description": [None], "text": ["vision transformers"]})
+    assert to_inputs(frame) == (["vision transformers"], ["Vision Transformers"])
+    assert to_inputs(frame[["text"]]) == (["vision transformers"], ["vision transformers"])
+    assert to_inputs(["The BEST models, https://x.io"]) == (["best models"], ["The BEST models, https://x.io"])
+    assert to_inputs("One string") == (["one string"], ["One string"])
+    with pytest.raises(DataError, match="expected a DataFrame or strings"):
+        to_inputs(42)
+
+
+def test_embedding_adds_384_columns_and_is_shared_within_a_model(labeled_df):
+    df = prepare(labeled_df).sample(120, random_state=2)
+    with_embedding = TagifaiModel(TrainArgs(analyzer="word", ngram_max=1)).fit(df, df["label"])
+    without = TagifaiModel(TrainArgs(analyzer="word", ngram_max=1, embedding="none")).fit(df, df["label"])
+    assert with_embedding.classifier_.n_features_in_ == without.classifier_.n_features_in_ + 384
+    assert without.embedder is None and with_embedding.embedder is not None
+    with pytest.raises(ValueError, match="complement_nb"):
+        TrainArgs(model="complement_nb")  # its features must be non-negative
+    with pytest.raises(ValueError, match="TrainArgs.embedding="):
+        TrainArgs(embedding="bert")
+    with pytest.raises(ValueError, match="embedding_weight"):
+        TrainArgs(embedding_weight=0)
 
 
 @pytest.mark.parametrize(
@@ -92,8 +120,10 @@ def test_model_inputs_and_errors(labeled_df):
         {"model": "sgd", "loss": "hinge"},
         {"model": "logreg", "C": 10.0},
         {"model": "linear_svc"},
-        {"model": "complement_nb"},
-        {"analyzer": "char", "word_ngram_max": 0, "sublinear_tf": False, "class_weight": None},
+        {"model": "complement_nb", "embedding": "none"},
+        {"model": "sgd", "embedding": "none", "analyzer": "char", "word_ngram_max": 0, "sublinear_tf": False,
+         "class_weight": None},
+        {"model": "linear_svc", "embedding_weight": 2.0},
     ],
 )
 def test_every_model_family_gives_probabilities(labeled_df, changes):
@@ -113,7 +143,7 @@ def test_train_default_on_real_data(trained_default):
     assert set(result.classes) == {"natural-language-processing", "computer-vision", "mlops", "other"}
     test = result.metrics["test"]
     assert test["num_samples"] == 153
-    assert test["f1"] >= 0.87, test  # measured 0.890 with seed 42
+    assert test["f1"] >= 0.9, test  # measured 0.928 with seed 42 (0.922 ± 0.016 over seeds 0-4)
     assert result.metrics["val"]["f1"] >= 0.85
     assert 0.0 <= result.threshold < 1.0 and result.model.threshold == result.threshold
     assert result.seconds < 30
@@ -137,7 +167,7 @@ def test_train_is_deterministic_and_strategies_work(labeled_df):
     fixed = train(labeled_df, args.replace(threshold_strategy="fixed", threshold=0.99, refit=False))
     assert fixed.threshold == 0.99
     assert (fixed.model.predict(fixed.splits.test) == "other").mean() > 0.5
-    assert len(fixed.model.pipeline_.named_steps["features"].vocabulary_) > 0
+    assert len(fixed.model.features_.vocabulary_) > 0
 
 
 def test_train_without_test_split_and_bad_input(labeled_df):
@@ -147,3 +177,24 @@ def test_train_without_test_split_and_bad_input(labeled_df):
         train(labeled_df.drop(columns=["tag"]))
     prepared = prepare(labeled_df)[["id", "text", "label"]]
     assert train(prepared, TrainArgs(analyzer="word", threshold_strategy="none")).metrics["test"]["f1"] > 0.8
+
+
+def test_models_pickled_before_the_embedding_still_predict(labeled_df):
+    """A champion registered by an earlier version (TF-IDF pipeline_, TrainArgs without the embedding
+    fields) loads and predicts as before."""
+    from sklearn.pipeline import Pipeline
+
+    from tagifai.train import build_classifier, build_features
+
+    df = prepare(labeled_df).sample(200, random_state=3)
+    args = TrainArgs(model="sgd", analyzer="word", ngram_max=1, embedding="none")
+    pipeline = Pipeline([("features", build_features(args)), ("clf", build_classifier(args))]).fit(df["text"], df["label"])
+    old_args = TrainArgs.from_dict(args.to_dict())
+    del old_args.__dict__["embedding"], old_args.__dict__["embedding_weight"]
+    old = TagifaiModel.__new__(TagifaiModel)
+    old.__dict__.update(args=old_args, threshold=0.3, other="other", pipeline_=pipeline,
+                        classes_=[str(c) for c in pipeline.classes_])
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.args.embedding == "none" and "unfitted" not in repr(loaded)
+    np.testing.assert_allclose(loaded.predict_proba(df.head(5)), pipeline.predict_proba(df["text"].head(5)))
+    assert len(loaded.predict(["Object detection in images"])) == 1
