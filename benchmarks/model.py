@@ -66,11 +66,9 @@ REFERENCES = (
 
 def load_labeled_projects(data_dir: Path = DATA_DIR) -> pd.DataFrame:
     """projects.csv joined with tags.csv on id (764 rows), ordered by id."""
-    projects = pd.read_csv(data_dir / "projects.csv")
-    tags = pd.read_csv(data_dir / "tags.csv")
-    df = projects.merge(tags, on="id", how="inner", validate="one_to_one")
-    df["created_on"] = pd.to_datetime(df["created_on"])
-    return df.sort_values("id").reset_index(drop=True)
+    from tagifai.sources import load_labeled_projects as load
+
+    return load(data_dir)
 
 
 def config_args(name: str, seed: int) -> TrainArgs:

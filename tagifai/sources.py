@@ -133,3 +133,15 @@ def conform(df: pd.DataFrame, table: str, uri: str = "<dataframe>") -> pd.DataFr
 def read_source(uri: str, table: str, fmt: str | None = None) -> pd.DataFrame:
     """Read and conform one source for ``table``."""
     return conform(read_raw(uri, fmt), table, uri)
+
+
+def load_labeled_projects(data_dir: str | Path) -> pd.DataFrame:
+    """``projects.csv`` joined one-to-one with ``tags.csv`` on id from a local folder (the layout of
+    ../shared/data/madewithml), ``created_on`` parsed, ordered by id. For benchmarks and tests that
+    start from the files rather than the warehouse; pipelines go through sync and the dbt model."""
+    data_dir = Path(data_dir)
+    projects = pd.read_csv(data_dir / "projects.csv")
+    tags = pd.read_csv(data_dir / "tags.csv")
+    df = projects.merge(tags, on="id", how="inner", validate="one_to_one")
+    df["created_on"] = pd.to_datetime(df["created_on"])
+    return df.sort_values("id").reset_index(drop=True)

@@ -15,11 +15,9 @@ DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data" / 
 
 def load_labeled_projects(data_dir: Path = DATA_DIR) -> pd.DataFrame:
     """projects.csv joined with tags.csv on id (764 rows), created_on parsed, ordered by id."""
-    projects = pd.read_csv(data_dir / "projects.csv")
-    tags = pd.read_csv(data_dir / "tags.csv")
-    df = projects.merge(tags, on="id", how="inner", validate="one_to_one")
-    df["created_on"] = pd.to_datetime(df["created_on"])
-    return df.sort_values("id").reset_index(drop=True)
+    from tagifai.sources import load_labeled_projects as load
+
+    return load(data_dir)
 
 
 @pytest.fixture(scope="session", autouse=True)
