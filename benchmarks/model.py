@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 
 import pandas as pd  # noqa: E402
 
+from tagifai import embeddings  # noqa: E402
 from tagifai.train import TrainArgs  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data" / "madewithml")
@@ -76,24 +77,13 @@ def config_args(name: str, seed: int) -> TrainArgs:
     return TrainArgs().replace(**CONFIGS[name][2], seed=seed)
 
 
-def _reset_process_state() -> None:
-    """Forget the encoder session and any memo, so a run costs what it costs in a fresh process."""
-    try:
-        from tagifai import embeddings
-    except ImportError:  # pragma: no cover
-        return
-    embeddings._SESSIONS.clear()
-    embeddings._VERIFIED.clear()
-    embeddings.share_memo(False)
-
-
 def run_one(df: pd.DataFrame, name: str, seed: int) -> dict[str, Any]:
     """One training run of configuration ``name`` with split seed ``seed``: metrics and seconds."""
     from tagifai.evaluate import evaluate_model, run_behavioral_tests
     from tagifai.train import train
 
     args = config_args(name, seed)
-    _reset_process_state()
+    embeddings.reset()  # no session or memo left: a run costs what it costs in a fresh process
     load_before = os.getloadavg()[0]
     result = train(df, args)
     load_after = os.getloadavg()[0]

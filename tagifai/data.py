@@ -164,12 +164,17 @@ def prepare(
     return out
 
 
-def build_text(df: pd.DataFrame) -> pd.Series:
-    """Cleaned ``title + " " + description`` of each row (the model's input text)."""
+def raw_text(df: pd.DataFrame) -> pd.Series:
+    """``title + " " + description`` of each row as written (a missing part counts as empty), stripped."""
     require_columns(df, ("title", "description"), "projects")
     title = df["title"].fillna("").astype(str)
     description = df["description"].fillna("").astype(str)
-    return (title + " " + description).map(clean_text).rename("text")
+    return (title + " " + description).str.strip()
+
+
+def build_text(df: pd.DataFrame) -> pd.Series:
+    """Cleaned ``title + " " + description`` of each row (the model's input text)."""
+    return raw_text(df).map(clean_text).rename("text")
 
 
 def split(

