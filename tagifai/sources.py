@@ -21,6 +21,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
 PRIMARY_KEY = "id"
 FORMATS = ("csv", "json", "parquet")
 _MAX_SAMPLES = 5
+#: Field separators a CSV header is sniffed for (a spreadsheet's export may use ";" or a tab).
+CSV_SEPARATORS = (",", ";", "\t", "|")
 
 
 class SourceError(ValueError):
@@ -68,7 +70,8 @@ def read_raw(uri: str, fmt: str | None = None) -> pd.DataFrame:
             raise SourceError(f"{uri}: reading gs:// needs the gcsfs package (pip install gcsfs) and credentials") from exc
     try:
         if fmt == "csv":
-            return pd.read_csv(uri, dtype=str, keep_default_na=False, na_values=[""])
+            sep = _sniff_separator(uri) if scheme == "" else ","
+            return pd.read_csv(uri, dtype=str, keep_default_na=False, na_values=[""], sep=sep)
         if fmt == "json":
             lines = urlparse(uri).path.lower().rstrip(".gz").endswith((".jsonl", ".ndjson"))
             return pd.read_json(uri, lines=lines, dtype=False)
@@ -77,6 +80,51 @@ def read_raw(uri: str, fmt: str | None = None) -> pd.DataFrame:
         raise
     except Exception as exc:  # pandas/pyarrow/urllib raise many kinds; name the source once
         raise SourceError(f"{uri}: could not read as {fmt}: {type(exc).__name__}: {exc}") from exc
+
+
+def _sniff_separator(path: str) -> str:
+    """The separator of a local CSV: the one of :data:`CSV_SEPARATORS` that its header line holds most
+    often (a comma when none is there, or the file is compressed)."""
+    if Path(path).suffix.lower() in (".gz", ".bz2", ".zst", ".xz"):
+        return ","
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        header = f.readline()
+    counts = {sep: header.count(sep) for sep in CSV_SEPARATORS}
+    best = max(CSV_SEPARATORS, key=lambda sep: counts[sep])  # ties (and no separator at all) keep ","
+    return best if counts[best] > counts[","] else ","
+
+
+def read_input(uri: str, required: tuple[str, ...] = ("title", "description"), fmt: str | None = None) -> pd.DataFrame:
+    """A user's file of projects to predict or evaluate (CSV with any of :data:`CSV_SEPARATORS`, JSON,
+    Parquet; local, file://, http(s):// or gs://), as strings with empty cells as "".
+
+    Column names are matched without case and surrounding spaces (``Title`` is ``title``); other columns
+    are kept. A :class:`SourceError` names the file when a column of ``required`` is missing, when there
+    is no row, or, when ``tag`` is required, the data rows (1-based, header excluded) whose tag is empty.
+    A file whose extension names no format is read as CSV.
+    """
+    if fmt is None:
+        try:
+            fmt = detect_format(uri)
+        except SourceError:
+            fmt = "csv"
+    df = read_raw(uri, fmt)
+    renamed = {c: str(c).strip().lower() for c in df.columns if str(c).strip().lower() in required}
+    df = df.rename(columns=renamed)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise SourceError(f"{uri}: missing column(s) {', '.join(missing)}; expected {', '.join(required)}, "
+                          f"found {', '.join(map(str, df.columns)) or 'none'}")
+    if df.empty:
+        raise SourceError(f"{uri}: no rows")
+    df = df.reset_index(drop=True)
+    for col in required:
+        df[col] = df[col].fillna("").astype(str)
+    if "tag" in required:
+        empty = df["tag"].str.strip() == ""
+        if empty.any():
+            raise SourceError(f"{uri}: column 'tag' is empty in data row(s) {_rows(empty)}; every row to evaluate needs its tag")
+    return df
 
 
 def _rows(mask: pd.Series) -> str:

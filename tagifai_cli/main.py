@@ -94,15 +94,13 @@ def _model(uri: str | None):
 
 
 def _read_csv(path: str, required: tuple[str, ...]):
-    import pandas as pd
+    """The user's input file (CSV with any common separator, JSON or Parquet; see tagifai.sources.read_input)."""
+    from tagifai.sources import SourceError, read_input
 
-    if not Path(path).exists():
-        raise CLIError(f"{path}: no such file")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise CLIError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}")
-    return df
+    try:
+        return read_input(str(path), required)
+    except SourceError as exc:
+        raise CLIError(str(exc)) from exc
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -174,14 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     pred = sub.add_parser("predict", help="tag projects with the registered model")
     pred.add_argument("--title")
     pred.add_argument("--description")
-    pred.add_argument("--input", help="CSV with id, title, description")
+    pred.add_argument("--input", help="file of projects with title and description (CSV with , ; tab or |, JSON, Parquet; local or URL)")
     pred.add_argument("--output", help="CSV to write (predicted_tag and one probability column per class)")
     pred.add_argument("--model-uri", help="default: the registry's champion, else its latest version")
     settings_flags(pred)
     pred.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser("evaluate", help="evaluate the registered model on a CSV with title, description, tag")
-    ev.add_argument("--input", required=True)
+    ev.add_argument("--input", required=True,
+                    help="file with title, description and tag (CSV with , ; tab or |, JSON, Parquet; local or URL); "
+                         "tags outside the model's classes count as other")
     ev.add_argument("--model-uri", help="default: the registry's champion, else its latest version")
     settings_flags(ev)
     ev.set_defaults(func=cmd_evaluate)

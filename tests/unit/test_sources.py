@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tagifai.sources import SourceError, conform, detect_format, read_source
+from tagifai.sources import SourceError, conform, detect_format, read_input, read_source
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "madewithml"
 
@@ -105,3 +105,54 @@ def test_empty_source_is_rejected(tmp_path):
     path.write_text("id,tag\n")
     with pytest.raises(SourceError, match="no rows"):
         read_source(str(path), "tags")
+
+
+# --------------------------------------------------------------------------- user input files (predict/evaluate)
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
+def test_read_input_sniffs_the_separator_and_keeps_commas_in_text(tmp_path, sep):
+    frame = pd.DataFrame({"title": ["YOLO, fast", "BERT"], "description": ["boxes; and masks", "a | b"],
+                          "tag": ["computer-vision", "natural-language-processing"]})
+    path = tmp_path / "in.csv"
+    frame.to_csv(path, index=False, sep=sep)
+    got = read_input(str(path), ("title", "description", "tag"))
+    pd.testing.assert_frame_equal(got, frame)
+
+
+def test_read_input_matches_headers_without_case_or_spaces_and_keeps_other_columns(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("\ufeff Title ,DESCRIPTION,Tag,note\r\nOCR,reads text,computer-vision,x\r\n", encoding="utf-8")
+    got = read_input(str(path), ("title", "description", "tag"))
+    assert list(got.columns) == ["title", "description", "tag", "note"]
+    assert got.iloc[0].tolist() == ["OCR", "reads text", "computer-vision", "x"]
+
+
+def test_read_input_fills_empty_text_and_rejects_empty_tags_by_row(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("title,description,tag\na,,mlops\nb,c,\nd,e,  \n")
+    assert read_input(str(path), ("title", "description")).loc[0, "description"] == ""
+    with pytest.raises(SourceError, match=r"in\.csv: column 'tag' is empty in data row\(s\) 2, 3"):
+        read_input(str(path), ("title", "description", "tag"))
+
+
+def test_read_input_errors_name_the_file(tmp_path):
+    missing = tmp_path / "missing.csv"
+    with pytest.raises(SourceError, match="missing.csv: no such file"):
+        read_input(str(missing))
+    header_only = tmp_path / "header.txt"  # no known extension: read as CSV
+    header_only.write_text("title,description\n")
+    with pytest.raises(SourceError, match="header.txt: no rows"):
+        read_input(str(header_only))
+    no_tag = tmp_path / "no_tag.csv"
+    no_tag.write_text("title,description\na,b\n")
+    with pytest.raises(SourceError, match="no_tag.csv: missing column.s. tag; expected title, description, tag, found title, description"):
+        read_input(str(no_tag), ("title", "description", "tag"))
+
+
+def test_read_input_reads_parquet_and_json(tmp_path):
+    frame = pd.DataFrame({"title": ["a"], "description": ["b"], "tag": ["mlops"]})
+    frame.to_parquet(tmp_path / "in.parquet")
+    frame.to_json(tmp_path / "in.jsonl", orient="records", lines=True)
+    for name in ("in.parquet", "in.jsonl"):
+        pd.testing.assert_frame_equal(read_input(str(tmp_path / name), ("title", "description", "tag")), frame)
