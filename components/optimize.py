@@ -18,13 +18,16 @@ def optimize(
     state_dir: str,
     best_args: Output[Artifact],
     metrics: Output[Metrics],
+    model_families: str = "",
 ):
     """Search the training arguments on the train and validation splits of ``dataset`` (never test).
 
     Reads: labeled projects (Parquet). The study ``<study_name>-<content hash>`` lives in
     ``optuna_storage`` (SQLite on the embedded default): re-running on the same data resumes it, so
     only missing trials run. Each trial is a nested MLflow run with its params and validation f1;
-    unpromising trials are pruned (median of the cross-validation folds so far).
+    unpromising trials are pruned (median of the cross-validation folds so far). ``model_families``
+    (comma-separated, e.g. "linear_svc,logreg,sgd") makes the family a parameter of the search, in a
+    study of its own; empty searches the default family only.
     Writes: ``best_args`` (JSON of the training arguments, also in its metadata under ``args``) and
     ``metrics`` (best_val_f1, trials complete/pruned).
     Empty URIs mean: this step's environment's TAGIFAI_* settings.
@@ -38,6 +41,7 @@ def optimize(
     args, value, summary = tune(
         pd.read_parquet(dataset.path), num_trials, s.optuna_storage, study_name, seed,
         tracking_uri=s.mlflow_tracking_uri, experiment_name=s.experiment_name, artifact_root=s.mlflow_artifact_root,
+        model_families=model_families,
     )
     write_json(best_args.path, args)
     best_args.metadata["args"] = args

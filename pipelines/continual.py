@@ -20,6 +20,7 @@ def continual(
     study_name: str = "tagifai",
     experiment_name: str = "tagifai",
     model_name: str = "tagifai",
+    model_families: str = "",
 ):
     data = dataops(
         projects_source=projects_source,
@@ -36,6 +37,7 @@ def continual(
         mlflow_tracking_uri=mlflow_tracking_uri,
         optuna_storage=optuna_storage,
         num_trials=num_trials,
+        model_families=model_families,
         seed=seed,
         study_name=study_name,
         experiment_name=experiment_name,

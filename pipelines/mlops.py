@@ -21,6 +21,7 @@ def mlops(
     study_name: str = "tagifai",
     experiment_name: str = "tagifai",
     model_name: str = "tagifai",
+    model_families: str = "",
 ):
     """Empty URIs mean: each step uses its environment's TAGIFAI_* settings."""
     data = extract(warehouse=warehouse, table="labeled_projects")
@@ -30,6 +31,7 @@ def mlops(
     tuned = optimize(
         dataset=data.outputs["dataset"],
         num_trials=num_trials,
+        model_families=model_families,
         seed=seed,
         study_name=study_name,
         optuna_storage=optuna_storage,

@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 
 from tagifai.data import split
-from tagifai.train import TagifaiModel, TrainArgs, labeled_frame, make_embedder
+from tagifai.train import MODELS, TagifaiModel, TrainArgs, labeled_frame, make_embedder
 
 #: Bounds of the search space (see :func:`suggest_params`).
 SEARCH_SPACE: dict[str, Any] = {
+    "model": MODELS,
     "analyzer": ("word", "char", "char_wb"),
     "ngram_max_word": (1, 3),
     "ngram_min_char": (1, 3),
@@ -53,21 +54,46 @@ SEARCH_SPACE: dict[str, Any] = {
 }
 
 
-def suggest_params(trial: Any, base_args: TrainArgs) -> dict[str, Any]:
+def model_families(models: Any, base_args: TrainArgs) -> tuple[str, ...]:
+    """The model families a study searches: ``models`` (names, or one comma-separated string) or, when
+    empty, ``base_args.model`` alone. Unknown names are a ValueError naming them."""
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",")]
+    families = tuple(dict.fromkeys(m for m in (models or ()) if m)) or (base_args.model,)
+    unknown = [m for m in families if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; "
+                         f"expected some of {', '.join(MODELS)}")
+    return families
+
+
+def suggest_params(trial: Any, base_args: TrainArgs, models: Any = None) -> dict[str, Any]:
     """Sample training arguments for one trial (a dict of TrainArgs fields).
+
+    Model family: with more than one of ``models`` (see :func:`model_families`), ``model`` is a
+    categorical of them and each family's own parameters below are conditional on it; otherwise the
+    family is ``base_args.model`` and ``model`` is not a parameter (the space of earlier studies).
 
     Features (every model): ``analyzer`` in word/char/char_wb; for word, ``ngram_max`` 1-3; for
     char/char_wb, ``ngram_min`` 1-3, ``ngram_max`` 3-6 and ``word_ngram_max`` 0-2 (word n-grams beside
-    the character ones); ``sublinear_tf``; ``class_weight`` None/balanced. The model family stays
-    ``base_args.model``: "sgd" samples ``loss`` (log_loss, modified_huber, hinge), ``alpha`` (1e-6 to
-    1e-3, log) and, with the invscaling/constant/adaptive schedules, ``learning_rate`` (eta0, 1e-2 to
-    1, log) and ``power_t`` (0.05-0.5) as in the course; "logreg"/"linear_svc" sample ``C`` (0.1-100,
-    log); "complement_nb" samples ``nb_alpha`` (0.01-1, log). Every family but complement_nb also
-    samples ``embedding`` (none or minilm: the sentence embedding beside the TF-IDF columns) and, with
-    an embedding, ``embedding_weight`` (0.5-2, log).
+    the character ones); ``sublinear_tf``; ``class_weight`` None/balanced. By family: "sgd" samples
+    ``loss`` (log_loss, modified_huber, hinge), ``alpha`` (1e-6 to 1e-3, log) and, with the
+    invscaling/constant/adaptive schedules, ``learning_rate`` (eta0, 1e-2 to 1, log) and ``power_t``
+    (0.05-0.5) as in the course; "logreg"/"linear_svc" sample ``C`` (0.1-100, log); "complement_nb"
+    samples ``nb_alpha`` (0.01-1, log) and has no embedding (it needs non-negative features). Every
+    other family also samples ``embedding`` (none or minilm: the sentence embedding beside the TF-IDF
+    columns) and, with an embedding, ``embedding_weight`` (0.5-2, log).
     """
     s = SEARCH_SPACE
-    params: dict[str, Any] = {"analyzer": trial.suggest_categorical("analyzer", list(s["analyzer"]))}
+    families = model_families(models, base_args)
+    params: dict[str, Any] = {}
+    if len(families) > 1:
+        model = params["model"] = trial.suggest_categorical("model", list(families))
+    else:
+        model = families[0]
+        if model != base_args.model:
+            params["model"] = model
+    params["analyzer"] = trial.suggest_categorical("analyzer", list(s["analyzer"]))
     if params["analyzer"] == "word":
         params["ngram_max"] = trial.suggest_int("ngram_max", *s["ngram_max_word"])
     else:
@@ -76,17 +102,17 @@ def suggest_params(trial: Any, base_args: TrainArgs) -> dict[str, Any]:
         params["word_ngram_max"] = trial.suggest_int("word_ngram_max", *s["word_ngram_max"])
     params["sublinear_tf"] = trial.suggest_categorical("sublinear_tf", list(s["sublinear_tf"]))
     params["class_weight"] = trial.suggest_categorical("class_weight", list(s["class_weight"]))
-    if base_args.model == "sgd":
+    if model == "sgd":
         params["loss"] = trial.suggest_categorical("loss", list(s["loss"]))
         params["alpha"] = trial.suggest_float("alpha", *s["alpha"], log=True)
         if base_args.lr_schedule != "optimal":
             params["learning_rate"] = trial.suggest_float("learning_rate", *s["learning_rate"], log=True)
             params["power_t"] = trial.suggest_float("power_t", *s["power_t"])
-    elif base_args.model in ("logreg", "linear_svc"):
+    elif model in ("logreg", "linear_svc"):
         params["C"] = trial.suggest_float("C", *s["C"], log=True)
-    elif base_args.model == "complement_nb":
+    elif model == "complement_nb":
         params["nb_alpha"] = trial.suggest_float("nb_alpha", *s["nb_alpha"], log=True)
-    if base_args.model != "complement_nb":
+    if model != "complement_nb":
         params["embedding"] = trial.suggest_categorical("embedding", list(s["embedding"]))
         if params["embedding"] != "none":
             params["embedding_weight"] = trial.suggest_float("embedding_weight", *s["embedding_weight"], log=True)
@@ -98,12 +124,15 @@ def params_to_args(base_args: TrainArgs, params: dict[str, Any]) -> TrainArgs:
     changes = dict(params)
     if "ngram_max_char" in changes:
         changes["ngram_max"] = changes.pop("ngram_max_char")
+    if changes.get("model", base_args.model) == "complement_nb":
+        changes.setdefault("embedding", "none")  # not a parameter of that family: it needs non-negative features
     return base_args.replace(**changes)
 
 
-def _trial_params_of(args: TrainArgs) -> dict[str, Any]:
+def _trial_params_of(args: TrainArgs, models: Any = None) -> dict[str, Any]:
     """The Optuna params that reproduce ``args`` (to enqueue the base arguments as the first trial)."""
-    params: dict[str, Any] = {"analyzer": args.analyzer}
+    params: dict[str, Any] = {"model": args.model} if len(model_families(models, args)) > 1 else {}
+    params["analyzer"] = args.analyzer
     if args.analyzer == "word":
         params["ngram_max"] = args.ngram_max
     else:
@@ -124,8 +153,10 @@ def _trial_params_of(args: TrainArgs) -> dict[str, Any]:
     return params
 
 
-def _in_space(params: dict[str, Any]) -> bool:
+def _in_space(params: dict[str, Any], families: tuple[str, ...] | None = None) -> bool:
     s = SEARCH_SPACE
+    if families is not None and "model" in params and params["model"] not in families:
+        return False
     ranges = {
         "ngram_min": s["ngram_min_char"], "ngram_max_char": s["ngram_max_char"], "word_ngram_max": s["word_ngram_max"],
         "alpha": s["alpha"], "learning_rate": s["learning_rate"], "power_t": s["power_t"], "C": s["C"],
@@ -160,7 +191,7 @@ def _storage(storage: str | Any | None, heartbeat_interval: int | None):
         return optuna.storages.RDBStorage(storage, **kwargs)
 
 
-def _summary(study: Any, new_trials: int, cv_folds: int, seconds: float) -> dict[str, Any]:
+def _summary(study: Any, new_trials: int, cv_folds: int, seconds: float, families: tuple[str, ...] = ()) -> dict[str, Any]:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -171,6 +202,7 @@ def _summary(study: Any, new_trials: int, cv_folds: int, seconds: float) -> dict
         "direction": "maximize",
         "metric": f"mean weighted f1 over {cv_folds} stratified folds of train + val",
         "cv_folds": cv_folds,
+        "model_families": list(families),
         "n_trials": len(trials),
         "n_complete": len(complete),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
@@ -208,6 +240,7 @@ def optimize(
     pruner_startup_trials: int = 5,
     pruner_warmup_steps: int = 0,
     heartbeat_interval: int | None = 60,
+    models: Any = None,
 ) -> tuple[TrainArgs, float, dict[str, Any]]:
     """Search training arguments; returns ``(best_args, best_value, summary)``.
 
@@ -220,6 +253,8 @@ def optimize(
     - ``seed``: the TPE sampler's seed (``seed + finished trials`` when resuming).
     - ``experiment_name``/``tracking_uri``: when either is given, the study is an MLflow run with one
       nested child run per trial (params, ``val_f1`` per fold step and final, state tag).
+    - ``models``: the model families to search (names or "linear_svc,logreg,sgd"; see
+      :func:`model_families`); empty means ``base_args.model`` only.
     - Pruning: :class:`optuna.pruners.MedianPruner` (``pruner_startup_trials``,
       ``pruner_warmup_steps``) on the running mean after each of ``cv_folds`` folds.
 
@@ -235,6 +270,9 @@ def optimize(
     if num_trials < 1:
         raise ValueError(f"num_trials must be >= 1, got {num_trials}")
     base_args = base_args if base_args is not None else TrainArgs()
+    families = model_families(models, base_args)
+    if len(families) == 1:  # one family: it is the base (no "model" parameter, as in earlier studies)
+        base_args = base_args.replace(model=families[0])
     start = time.perf_counter()
     data = labeled_frame(df, base_args)
     splits = split(data, val_size=base_args.val_size, test_size=base_args.test_size, seed=base_args.seed)
@@ -254,8 +292,8 @@ def optimize(
     done = len(study.get_trials(deepcopy=False, states=finished_states))
     study.sampler = optuna.samplers.TPESampler(seed=seed + done)
     if not study.get_trials(deepcopy=False):
-        base_params = _trial_params_of(base_args)
-        if _in_space(base_params):
+        base_params = _trial_params_of(base_args, families)
+        if _in_space(base_params, families):
             study.enqueue_trial(base_params)
 
     tracking = experiment_name is not None or tracking_uri is not None
@@ -277,7 +315,7 @@ def optimize(
         return embedders[args.embedding]
 
     def objective(trial: Any) -> float:
-        args = params_to_args(base_args, suggest_params(trial, base_args))
+        args = params_to_args(base_args, suggest_params(trial, base_args, families))
         run = mlflow.start_run(run_name=f"{study_name}-trial-{trial.number}", nested=True) if mlflow else contextlib.nullcontext()
         with run:
             if mlflow:
@@ -316,7 +354,7 @@ def optimize(
             callback = optuna.study.MaxTrialsCallback(num_trials, states=finished_states)
             study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=[callback], catch=())
         summary = _summary(study, len(study.get_trials(deepcopy=False, states=finished_states)) - done, folds_n,
-                           time.perf_counter() - start)
+                           time.perf_counter() - start, families)
         if mlflow and remaining:
             mlflow.set_tags({"optuna_study": study_name})
             if summary["best_params"] is not None:

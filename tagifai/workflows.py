@@ -15,12 +15,16 @@ from typing import Any
 import pandas as pd
 
 
-def study_name_for(base: str, df: pd.DataFrame) -> str:
-    """One Optuna study per dataset content: re-running on the same data resumes (no new trials), new
-    data starts a new study instead of mixing scores measured on different data."""
+def study_name_for(base: str, df: pd.DataFrame, model_families: str = "") -> str:
+    """One Optuna study per dataset content and search space: re-running on the same data resumes (no
+    new trials), new data starts a new study instead of mixing scores measured on different data. A
+    search over several model families (``model_families``, comma-separated) is a study of its own,
+    named after them; the default (the default family only) keeps the plain name."""
     from tagifai.extract import content_hash
 
-    return f"{base}-{content_hash(df)[:12]}"
+    name = f"{base}-{content_hash(df)[:12]}"
+    families = [m.strip() for m in model_families.split(",") if m.strip()]
+    return f"{name}-{'+'.join(dict.fromkeys(families))}" if families else name
 
 
 def tune(
@@ -32,8 +36,12 @@ def tune(
     tracking_uri: str | None = None,
     experiment_name: str | None = None,
     artifact_root: str | None = None,
+    model_families: str = "",
 ) -> tuple[dict[str, Any], float, dict[str, Any]]:
-    """Run (or resume) the Optuna study; returns (best args as a dict, best validation f1, summary)."""
+    """Run (or resume) the Optuna study; returns (best args as a dict, best validation f1, summary).
+
+    ``model_families``: comma-separated model families to search (e.g. "linear_svc,logreg,sgd"); empty
+    searches the default family's parameters only."""
     from tagifai.optimize import optimize
     from tagifai.train import TrainArgs
 
@@ -41,12 +49,13 @@ def tune(
         df,
         num_trials=num_trials,
         storage=storage,
-        study_name=study_name_for(study_name, df),
+        study_name=study_name_for(study_name, df, model_families),
         seed=seed,
         base_args=TrainArgs(seed=seed),
         tracking_uri=tracking_uri,
         experiment_name=experiment_name,
         artifact_root=artifact_root,
+        models=model_families or None,
     )
     return best.to_dict(), float(value), summary
 

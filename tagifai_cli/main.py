@@ -31,6 +31,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     os.environ["TAGIFAI_TARGET"] = "local"  # the plain components: pipelines/platform.yaml is for clusters
 
+    if args.model_families:  # a wrong name fails here, not minutes later inside the optimize step
+        from tagifai.optimize import model_families
+        from tagifai.train import TrainArgs
+
+        try:
+            model_families(args.model_families, TrainArgs())
+        except ValueError as exc:
+            raise CLIError(f"--model-families: {exc}") from exc
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     sources = settings.sources()
@@ -42,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             mlflow_tracking_uri=settings.mlflow_tracking_uri,
             optuna_storage=settings.optuna_storage,
             num_trials=args.num_trials,
+            model_families=args.model_families,
             seed=args.seed,
             experiment_name=settings.experiment_name,
             model_name=settings.model_name,
@@ -153,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tags", help="tags source (path or URL; CSV, JSON or Parquet)")
     run.add_argument("--optuna-storage", help="Optuna storage URL (default sqlite in the state folder)")
     run.add_argument("--num-trials", type=int, default=int(os.environ.get("TAGIFAI_NUM_TRIALS", "20")))
+    run.add_argument("--model-families", default=os.environ.get("TAGIFAI_MODEL_FAMILIES", ""),
+                     help="model families Optuna searches, comma-separated (of linear_svc, logreg, sgd, complement_nb); "
+                          "default: the default family only")
     run.add_argument("--seed", type=int, default=42)
     run.add_argument("--quiet", action="store_true")
     settings_flags(run)

@@ -54,3 +54,11 @@ def test_predict_without_a_model_says_what_to_do(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert "no registered model 'tagifai'" in err
+
+
+def test_run_rejects_an_unknown_model_family_before_running(tmp_path, capsys):
+    code = main(["run", "mlops", "--model-families", "logreg,xgboost", "--home", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "--model-families: unknown model family 'xgboost'" in err
+    assert not (tmp_path / "last_run.json").exists()

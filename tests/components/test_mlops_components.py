@@ -68,6 +68,22 @@ def test_optimize_resumes_the_same_study_without_new_trials(chain, tmp_path):
     assert len(study.trials) == 2
 
 
+def test_optimize_over_model_families_is_a_study_of_its_own(chain, tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    best, metrics = _artifact(Artifact, tmp_path, "best"), _artifact(Metrics, tmp_path, "m")
+    optimize.python_func(dataset=chain["dataset"], num_trials=3, seed=7, study_name="t", optuna_storage=storage,
+                         mlflow_tracking_uri=chain["store"]["mlflow_tracking_uri"], experiment_name="tagifai",
+                         state_dir=chain["store"]["state_dir"], best_args=best, metrics=metrics,
+                         model_families="logreg,complement_nb")
+    (summary,) = optuna.get_all_study_summaries(storage)
+    assert summary.study_name.endswith("-logreg+complement_nb") and best.metadata["study_name"] == summary.study_name
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    assert {t.params["model"] for t in study.trials} <= {"logreg", "complement_nb"}
+    assert json.loads(Path(best.path).read_text())["model"] in ("logreg", "complement_nb")
+
+
 def test_train_registers_the_model_and_writes_artifacts(chain):
     outs = chain["outs"]
     assert chain["model_uri"] == "models:/tagifai/1"

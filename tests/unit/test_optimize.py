@@ -155,3 +155,56 @@ def test_suggest_params_fixed_trial():
     default = TrainArgs()
     assert params_to_args(default, optimize_mod._trial_params_of(default)) == default
     assert optimize_mod._in_space(optimize_mod._trial_params_of(default))
+
+
+def test_model_families_parse_and_reject_unknown_names():
+    base = TrainArgs()
+    assert optimize_mod.model_families(None, base) == ("linear_svc",)
+    assert optimize_mod.model_families("", base) == ("linear_svc",)
+    assert optimize_mod.model_families(" logreg, sgd ,logreg", base) == ("logreg", "sgd")
+    assert optimize_mod.model_families(["sgd"], base) == ("sgd",)
+    with pytest.raises(ValueError, match=r"unknown model family 'xgboost'; expected some of sgd, logreg"):
+        optimize_mod.model_families("logreg,xgboost", base)
+
+
+def test_suggest_params_samples_the_family_and_its_own_parameters():
+    families = ("linear_svc", "logreg", "sgd", "complement_nb")
+    common = {"analyzer": "word", "ngram_max": 1, "sublinear_tf": True, "class_weight": "balanced"}
+    base = TrainArgs()
+    nb = suggest_params(optuna.trial.FixedTrial({"model": "complement_nb", **common, "nb_alpha": 0.2}), base, families)
+    assert nb == {"model": "complement_nb", **common, "nb_alpha": 0.2}
+    # complement NB has no embedding parameter; its args drop the default embedding and validate.
+    args = params_to_args(base, nb)
+    assert (args.model, args.embedding, args.nb_alpha) == ("complement_nb", "none", 0.2)
+    sgd = suggest_params(optuna.trial.FixedTrial({"model": "sgd", **common, "loss": "hinge", "alpha": 1e-4,
+                                                   "learning_rate": 0.1, "power_t": 0.1, "embedding": "none"}),
+                         base, families)
+    assert sgd["model"] == "sgd" and "C" not in sgd and params_to_args(base, sgd).loss == "hinge"
+    # With one family there is no "model" parameter: studies made before keep their space.
+    assert "model" not in suggest_params(optuna.trial.FixedTrial({**common, "C": 1.0, "embedding": "none"}), base)
+    # The defaults, the first trial of a study over several families, are in that space.
+    first = optimize_mod._trial_params_of(base, families)
+    assert first["model"] == "linear_svc" and optimize_mod._in_space(first, families)
+    assert not optimize_mod._in_space(first, ("logreg", "sgd"))
+
+
+def test_a_study_over_several_families(_labeled_projects):
+    families = ("linear_svc", "logreg", "complement_nb")
+    best, value, summary = optimize(_labeled_projects, num_trials=5, cv_folds=2, seed=1, study_name="families",
+                                    pruner_startup_trials=10, models=",".join(families))
+    assert summary["model_families"] == list(families)
+    sampled = [t["params"]["model"] for t in summary["trials"]]
+    assert sampled[0] == "linear_svc" and set(sampled) <= set(families) and len(set(sampled)) > 1
+    assert best.model in families and best.model == summary["best_params"]["model"]
+    assert 0.5 < value <= 1.0
+    # The best trial's args are what it ran: a TrainArgs that validates, its family's parameters applied.
+    assert params_to_args(TrainArgs(seed=42), summary["best_params"]) == best
+
+
+def test_study_names_follow_the_data_and_the_families(_labeled_projects):
+    from tagifai.workflows import study_name_for
+
+    plain = study_name_for("tagifai", _labeled_projects)
+    assert plain.startswith("tagifai-") and study_name_for("tagifai", _labeled_projects, "") == plain
+    assert study_name_for("tagifai", _labeled_projects, "logreg, sgd,logreg") == plain + "-logreg+sgd"
+    assert study_name_for("tagifai", _labeled_projects.head(100)) != plain
