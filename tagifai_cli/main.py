@@ -138,9 +138,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     df = _read_csv(args.input, ("title", "description", "tag"))
     uri, model = _model(args.model_uri)
-    report = {k: v for k, v in evaluate_csv_frame(model, df).items() if k in ("overall", "per_class", "slices")}
+    metrics = evaluate_csv_frame(model, df)
+    report = {k: v for k, v in metrics.items() if k in ("overall", "per_class", "slices", "confusion_matrix")}
     report["model_uri"] = uri
     print(json.dumps(report, indent=2, default=float))
+    if args.report:
+        from tagifai.evaluate import report_markdown
+
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(report_markdown(metrics, title=f"Evaluation of {uri} on {args.input}"))
+        print(f"report: {args.report}", file=sys.stderr)
     return 0
 
 
@@ -194,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--input", required=True,
                     help="file with title, description and tag (CSV with , ; tab or |, JSON, Parquet; local or URL); "
                          "tags outside the model's classes count as other")
+    ev.add_argument("--report", help="also write a Markdown report (overall, per class, slices, confusion matrix) here")
     ev.add_argument("--model-uri", help="default: the registry's champion, else its latest version")
     settings_flags(ev)
     ev.set_defaults(func=cmd_evaluate)

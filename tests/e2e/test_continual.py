@@ -89,6 +89,14 @@ def test_cli_predict_and_evaluate_use_the_registered_model(run, tmp_path):
     assert report["overall"]["num_samples"] == 60
     assert 0 < report["overall"]["f1"] <= 1
     assert "per_class" in report and "slices" in report
+    assert sum(map(sum, report["confusion_matrix"]["matrix"])) == 60
+    # The same rows as a spreadsheet's semicolon export: the same scores, and a Markdown report.
+    semi = tmp_path / "labeled_semicolon.csv"
+    df.to_csv(semi, index=False, sep=";")
+    again = json.loads(_tagifai(home, "evaluate", "--input", str(semi), "--report", str(tmp_path / "r" / "report.md")).stdout)
+    assert again["overall"] == report["overall"]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## Per class" in md and "## Confusion matrix" in md and str(semi) in md
 
 
 def test_cli_errors_are_one_clear_line(run, tmp_path):
