@@ -28,8 +28,12 @@ def optimize(
     unpromising trials are pruned (median of the cross-validation folds so far). ``model_families``
     (comma-separated, e.g. "linear_svc,logreg,sgd") makes the family a parameter of the search, in a
     study of its own; empty searches the default family only.
-    Writes: ``best_args`` (JSON of the training arguments, also in its metadata under ``args``) and
-    ``metrics`` (best_val_f1, trials complete/pruned).
+    The study's best trial replaces the default arguments only when it beats them by more than the
+    margin (tagifai.optimize.choose_trial): on a few hundred rows the best of many trials is often
+    picked on noise.
+    Writes: ``best_args`` (JSON of the chosen training arguments, also in its metadata under ``args``,
+    with ``chosen``: which trial and why) and ``metrics`` (best_val_f1 of the chosen trial,
+    best_trial_val_f1, kept_base_args, trials complete/pruned).
     Empty URIs mean: this step's environment's TAGIFAI_* settings.
     """
     import pandas as pd
@@ -46,7 +50,12 @@ def optimize(
     write_json(best_args.path, args)
     best_args.metadata["args"] = args
     best_args.metadata["study_name"] = summary.get("study_name", study_name)
-    metrics.log_metric("best_val_f1", value)
+    metrics.log_metric("best_val_f1", value)  # of the chosen trial (the base arguments unless beaten by the margin)
+    chosen = summary.get("chosen") or {}
+    best_args.metadata["chosen"] = {k: chosen.get(k) for k in ("trial", "kept_base", "delta", "se", "reason")}
+    if summary.get("best_value") is not None:
+        metrics.log_metric("best_trial_val_f1", summary["best_value"])
+    metrics.log_metric("kept_base_args", float(bool(chosen.get("kept_base"))))
     for key in ("n_complete", "n_pruned", "n_new_trials"):
         if isinstance(summary.get(key), (int, float)):
             metrics.log_metric(key, summary[key])

@@ -61,8 +61,12 @@ def test_optimize_returns_args_in_the_search_space(study):
     assert_in_space(study["best_args"])
     assert 0.7 < study["best_value"] <= 1.0
     assert summary["n_trials"] == 4 and summary["new_trials"] == 4
-    assert summary["best_value"] == study["best_value"]
-    assert params_to_args(TrainArgs(), summary["best_params"]) == study["best_args"]
+    # The returned args are the chosen trial's: the best one, or the base arguments when the best
+    # does not beat them by the margin.
+    chosen = summary["chosen"]
+    assert chosen["value"] == study["best_value"] and chosen["value"] <= summary["best_value"]
+    assert params_to_args(TrainArgs(), chosen["params"]) == study["best_args"]
+    assert chosen["trial"] in (summary["best_trial"], 0) and chosen["kept_base"] == (chosen["trial"] == 0)
     # The first trial of a new study is the base arguments themselves.
     assert params_to_args(TrainArgs(), summary["trials"][0]["params"]) == TrainArgs()
     json.dumps(summary)
@@ -100,7 +104,9 @@ def test_trials_are_child_mlflow_runs(study):
     states = sorted(r.data.tags["state"] for r in children)
     assert states.count("PRUNED") == study["summary"]["n_pruned"]
     assert all("val_f1" in r.data.metrics and "analyzer" in r.data.params for r in children)
-    assert parents[0].data.metrics["best_val_f1"] == pytest.approx(study["best_value"])
+    assert parents[0].data.metrics["best_val_f1"] == pytest.approx(study["summary"]["best_value"])
+    assert parents[0].data.metrics["chosen_val_f1"] == pytest.approx(study["best_value"])
+    assert parents[0].data.tags["chosen_trial"] == str(study["summary"]["chosen"]["trial"])
 
 
 def test_same_seed_same_trials(_labeled_projects):
@@ -195,10 +201,11 @@ def test_a_study_over_several_families(_labeled_projects):
     assert summary["model_families"] == list(families)
     sampled = [t["params"]["model"] for t in summary["trials"]]
     assert sampled[0] == "linear_svc" and set(sampled) <= set(families) and len(set(sampled)) > 1
-    assert best.model in families and best.model == summary["best_params"]["model"]
+    assert best.model in families and best.model == summary["chosen"]["params"]["model"]
     assert 0.5 < value <= 1.0
-    # The best trial's args are what it ran: a TrainArgs that validates, its family's parameters applied.
-    assert params_to_args(TrainArgs(seed=42), summary["best_params"]) == best
+    # The chosen trial's args are what it ran: a TrainArgs that validates, its family's parameters applied.
+    assert params_to_args(TrainArgs(seed=42), summary["chosen"]["params"]) == best
+    assert params_to_args(TrainArgs(seed=42), summary["best_params"]).model in families
 
 
 def test_study_names_follow_the_data_and_the_families(_labeled_projects):
@@ -208,3 +215,40 @@ def test_study_names_follow_the_data_and_the_families(_labeled_projects):
     assert plain.startswith("tagifai-") and study_name_for("tagifai", _labeled_projects, "") == plain
     assert study_name_for("tagifai", _labeled_projects, "logreg, sgd,logreg") == plain + "-logreg+sgd"
     assert study_name_for("tagifai", _labeled_projects.head(100)) != plain
+
+
+def test_fold_scores_undo_the_running_mean():
+    folds = [0.90, 0.94, 0.92, 0.96]
+    running = {i: sum(folds[: i + 1]) / (i + 1) for i in range(len(folds))}
+    assert optimize_mod.fold_scores(running) == pytest.approx(folds)
+    assert optimize_mod.fold_scores({"1": running[1], "0": running[0]}) == pytest.approx(folds[:2])
+
+
+def _trial(number, params, folds, state="COMPLETE"):
+    running = {i: sum(folds[: i + 1]) / (i + 1) for i in range(len(folds))}
+    return {"number": number, "state": state, "params": params, "value": sum(folds) / len(folds), "intermediate": running}
+
+
+def test_choose_trial_keeps_the_base_unless_the_best_wins_by_the_margin():
+    base, other = {"C": 0.5}, {"C": 8.0}
+    base_folds = [0.90, 0.92, 0.94, 0.91, 0.93]
+
+    def summary(best_folds):
+        trials = [_trial(0, base, base_folds), _trial(1, other, best_folds)]
+        best = max(trials, key=lambda t: t["value"])
+        return {"trials": trials, "best_trial": best["number"]}
+
+    # Ahead on average but not on every fold: within one standard error, so the base stays.
+    noisy = summary([0.93, 0.90, 0.95, 0.90, 0.94])
+    kept = optimize_mod.choose_trial(noisy, base, margin_se=1.0)
+    assert kept["kept_base"] and kept["trial"] == 0 and kept["params"] == base
+    assert kept["delta"] == pytest.approx(0.004) and "not more than 1 standard error" in kept["reason"]
+    # margin 0: the best trial, whatever the margin.
+    assert optimize_mod.choose_trial(noisy, base, margin_se=0)["trial"] == 1
+    # Ahead on every fold by about the same: far more than two standard errors.
+    clear = optimize_mod.choose_trial(summary([f + 0.02 + 0.001 * i for i, f in enumerate(base_folds)]), base, 2.0)
+    assert not clear["kept_base"] and clear["trial"] == 1 and clear["delta"] > 2 * clear["se"]
+    # The base is the best trial; or there is no trial of the base to compare with.
+    assert optimize_mod.choose_trial(summary([0.8] * 5), base, 2.0)["kept_base"]
+    alone = {"trials": [_trial(1, other, base_folds)], "best_trial": 1}
+    assert optimize_mod.choose_trial(alone, base, 2.0)["trial"] == 1
