@@ -12,6 +12,11 @@ The study lives in an Optuna RDB storage (e.g. ``sqlite:///optuna.db``) and is l
 again with the same study name resumes after a crash and does nothing once the study is complete.
 The sampler is a seeded TPE sampler: the same data, seed and history give the same trials.
 
+The first trial of a new study is ``base_args`` itself, and the study's best trial replaces them only
+when it wins by more than ``margin_se`` standard errors of the paired per-fold difference
+(:func:`choose_trial`): on a few hundred rows the best of many trials is partly picked on noise.
+The model family can be a parameter too (``models``), each family's own parameters conditional on it.
+
 With the sentence embedding in the search space, one embedder serves every trial of a call: each
 text of the train + validation part is encoded once, and test texts never are.
 
