@@ -339,8 +339,8 @@ def optimize(
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
     done = len(study.get_trials(deepcopy=False, states=finished_states))
     study.sampler = optuna.samplers.TPESampler(seed=seed + done)
+    base_params = _trial_params_of(base_args, families)  # the first trial of a new study, and the yardstick
     if not study.get_trials(deepcopy=False):
-        base_params = _trial_params_of(base_args, families)
         if _in_space(base_params, families):
             study.enqueue_trial(base_params)
 
@@ -404,7 +404,7 @@ def optimize(
         summary = _summary(study, len(study.get_trials(deepcopy=False, states=finished_states)) - done, folds_n,
                            time.perf_counter() - start, families)
         if summary["best_params"] is not None:
-            summary["chosen"] = choose_trial(summary, _trial_params_of(base_args, families), margin_se)
+            summary["chosen"] = choose_trial(summary, base_params, margin_se)
         if mlflow and remaining:
             mlflow.set_tags({"optuna_study": study_name})
             if summary["best_params"] is not None:

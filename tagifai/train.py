@@ -34,10 +34,11 @@ from tagifai.data import (
     require_columns,
     split,
 )
+from tagifai.embeddings import EMBEDDING_MODELS  # numpy only at import: cheap
 
 MODELS = ("sgd", "logreg", "linear_svc", "complement_nb")
 #: Sentence embeddings that may be added beside the TF-IDF features ("none": TF-IDF only).
-EMBEDDINGS = ("none", "minilm")
+EMBEDDINGS = ("none", *EMBEDDING_MODELS)
 ANALYZERS = ("word", "char", "char_wb")
 LOSSES = ("log_loss", "modified_huber", "hinge")
 LR_SCHEDULES = ("optimal", "invscaling", "constant", "adaptive")

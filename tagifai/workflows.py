@@ -21,10 +21,13 @@ def study_name_for(base: str, df: pd.DataFrame, model_families: str = "") -> str
     search over several model families (``model_families``, comma-separated) is a study of its own,
     named after them; the default (the default family only) keeps the plain name."""
     from tagifai.extract import content_hash
+    from tagifai.optimize import model_families as parse_families
+    from tagifai.train import TrainArgs
 
     name = f"{base}-{content_hash(df)[:12]}"
-    families = [m.strip() for m in model_families.split(",") if m.strip()]
-    return f"{name}-{'+'.join(dict.fromkeys(families))}" if families else name
+    if not model_families.replace(",", "").strip():
+        return name
+    return f"{name}-{'+'.join(parse_families(model_families, TrainArgs()))}"
 
 
 def tune(
@@ -55,7 +58,7 @@ def tune(
         tracking_uri=tracking_uri,
         experiment_name=experiment_name,
         artifact_root=artifact_root,
-        models=model_families or None,
+        models=model_families,
     )
     return best.to_dict(), float(value), summary
 

@@ -102,7 +102,7 @@ def _model(uri: str | None):
     return uri, load_model(uri, tracking_uri=settings.mlflow_tracking_uri)
 
 
-def _read_csv(path: str, required: tuple[str, ...]):
+def _read_input(path: str, required: tuple[str, ...]):
     """The user's input file (CSV with any common separator, JSON or Parquet; see tagifai.sources.read_input)."""
     from tagifai.sources import SourceError, read_input
 
@@ -118,7 +118,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tagifai.predict import predict
 
     if args.input:
-        df = _read_csv(args.input, ("title", "description"))
+        df = _read_input(args.input, ("title", "description"))
     elif args.title is not None:
         df = pd.DataFrame([{"title": args.title, "description": args.description or ""}])
     else:
@@ -136,7 +136,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tagifai.evaluate import evaluate_csv_frame
 
-    df = _read_csv(args.input, ("title", "description", "tag"))
+    df = _read_input(args.input, ("title", "description", "tag"))
     uri, model = _model(args.model_uri)
     metrics = evaluate_csv_frame(model, df)
     report = {k: v for k, v in metrics.items() if k in ("overall", "per_class", "slices", "confusion_matrix")}

@@ -217,16 +217,20 @@ def test_study_names_follow_the_data_and_the_families(_labeled_projects):
     assert study_name_for("tagifai", _labeled_projects.head(100)) != plain
 
 
+def _running_means(folds):
+    return {i: sum(folds[: i + 1]) / (i + 1) for i in range(len(folds))}
+
+
 def test_fold_scores_undo_the_running_mean():
     folds = [0.90, 0.94, 0.92, 0.96]
-    running = {i: sum(folds[: i + 1]) / (i + 1) for i in range(len(folds))}
+    running = _running_means(folds)
     assert optimize_mod.fold_scores(running) == pytest.approx(folds)
     assert optimize_mod.fold_scores({"1": running[1], "0": running[0]}) == pytest.approx(folds[:2])
 
 
 def _trial(number, params, folds, state="COMPLETE"):
-    running = {i: sum(folds[: i + 1]) / (i + 1) for i in range(len(folds))}
-    return {"number": number, "state": state, "params": params, "value": sum(folds) / len(folds), "intermediate": running}
+    return {"number": number, "state": state, "params": params, "value": sum(folds) / len(folds),
+            "intermediate": _running_means(folds)}
 
 
 def test_choose_trial_keeps_the_base_unless_the_best_wins_by_the_margin():
