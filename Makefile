@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha25
 TAGIFAI := $(VENV)/bin/tagifai
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-fast test-delivery test-docker images push compile kind-up kind-down deploy clean bench benchmark-model
+.PHONY: help install run test lint format test-fast test-delivery test-docker images push compile kind-up kind-down deploy clean bench benchmark-model
 
 help:
 	@echo "make run      run the continual pipeline locally (kfp.local, embedded DuckDB/MLflow/Optuna)"
 	@echo "make test     unit, component, compile and end-to-end tests"
+	@echo "make lint     ruff check and ruff format --check (configured in pyproject.toml); make format fixes"
 	@echo "make benchmark-model   the model table of issue 4 (benchmarks/results/model.md); BENCH_ARGS=--strict gates on the goal"
 	@echo "make bench    every benchmark (now: the model benchmark)"
 	@echo "make compile  compile the pipelines to pipelines/compiled/{kubeflow,vertex}/*.yaml"
@@ -32,6 +33,14 @@ run: install
 test: install
 	$(VENV)/bin/pytest -q -m "not docker" $(PYTEST_ARGS)
 
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not e2e and not docker" $(PYTEST_ARGS)
 
@@ -42,20 +51,20 @@ test-delivery: install
 	$(VENV)/bin/pytest -q tests/test_compile.py tests/delivery
 
 kind-up: install
-	$(PY) -m tagifai_cli.cluster kind-up
+	$(TAGIFAI) cluster kind-up
 
 kind-down: install
-	$(PY) -m tagifai_cli.cluster kind-down
+	$(TAGIFAI) cluster kind-down
 
 deploy: install
-	$(PY) -m tagifai_cli.cluster deploy --overlay $(or $(OVERLAY),kind)
+	$(TAGIFAI) cluster deploy --overlay $(or $(OVERLAY),kind)
 
 BASE_IMAGE ?=
 images: install
-	$(PY) -m tagifai_cli.images build $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
+	$(TAGIFAI) images build $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
 
 push: install
-	$(PY) -m tagifai_cli.images push
+	$(TAGIFAI) images push
 
 test-docker: install
 	TAGIFAI_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -m docker tests/docker $(PYTEST_ARGS)

@@ -24,7 +24,7 @@ goal of issue 4 and ``--strict`` are judged on the protocol's seeds (``--seeds``
     python benchmarks/model.py --out benchmarks/results   # writes model.md and model.json there
     python benchmarks/model.py --configs default --strict # exit 1 below the goal or over 30 s
 
-DATA_DIR (default ../shared/data/madewithml from the project root) holds projects.csv and tags.csv.
+DATA_DIR (default data/madewithml in the project, vendored) holds projects.csv and tags.csv.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ import pandas as pd  # noqa: E402
 from tagifai import embeddings  # noqa: E402
 from tagifai.train import TrainArgs  # noqa: E402
 
-DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data" / "madewithml")
+DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 DEFAULT_ESTIMATE_SEEDS = 20
 
@@ -60,15 +59,27 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "default": (FEATURES, "linear SVM C=0.5 (sigmoid-calibrated), balanced", {}),
     "logreg": (FEATURES, "logistic regression C=16, balanced", {"model": "logreg", "C": 16.0}),
     "sgd": (FEATURES, "SGD modified Huber, balanced", {"model": "sgd"}),
-    "tfidf": ("TF-IDF word 1-grams + char_wb 2-4 (sublinear)",
-              "SGD modified Huber, balanced (the previous default)", {"model": "sgd", "embedding": "none"}),
-    "embedding_only": ("MiniLM-L6 sentence embedding (TF-IDF cut to 1 word + 1 n-gram column)",
-                       "logistic regression C=4, balanced", {"model": "logreg", "C": 4.0, "max_features": 1}),
+    "tfidf": (
+        "TF-IDF word 1-grams + char_wb 2-4 (sublinear)",
+        "SGD modified Huber, balanced (the previous default)",
+        {"model": "sgd", "embedding": "none"},
+    ),
+    "embedding_only": (
+        "MiniLM-L6 sentence embedding (TF-IDF cut to 1 word + 1 n-gram column)",
+        "logistic regression C=4, balanced",
+        {"model": "logreg", "C": 4.0, "max_features": 1},
+    ),
 }
 
 #: Published references (not rerun here).
 REFERENCES = (
-    ("Made With ML course (reference)", "TF-IDF char n-grams", "SGD log loss, course test split (144 rows)", "0.827", "n/a"),
+    (
+        "Made With ML course (reference)",
+        "TF-IDF char n-grams",
+        "SGD log loss, course test split (144 rows)",
+        "0.827",
+        "n/a",
+    ),
     ("Made With ML, newer (reference)", "SciBERT fine-tuned", "GPU, its own held-out set", "0.905", "n/a (GPU)"),
 )
 
@@ -137,11 +148,15 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "test": {k: _stats([r["test"][k] for r in runs]) for k in ("precision", "recall", "f1")},
         "per_class": {},
         "slices": {},
-        "behavioral": {"passed": sum(r["behavioral_passed"] for r in runs),
-                       "total": sum(r["behavioral_total"] for r in runs)},
+        "behavioral": {
+            "passed": sum(r["behavioral_passed"] for r in runs),
+            "total": sum(r["behavioral_total"] for r in runs),
+        },
     }
     for cls in runs[0]["per_class"]:
-        out["per_class"][cls] = {k: _stats([r["per_class"][cls][k] for r in runs]) for k in ("precision", "recall", "f1")}
+        out["per_class"][cls] = {
+            k: _stats([r["per_class"][cls][k] for r in runs]) for k in ("precision", "recall", "f1")
+        }
         out["per_class"][cls]["num_samples"] = runs[0]["per_class"][cls]["num_samples"]
     for name in runs[0]["slices"]:
         out["slices"][name] = {
@@ -190,7 +205,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Seconds: one training run on {report['machine']['cpus']} cores "
         f"(load average {report['machine']['load_start']:.2f} at start, {report['machine']['load_end']:.2f} at end).",
         "",
-        "Every row chooses its \"other\" threshold on out-of-fold predictions of the 80%.",
+        'Every row chooses its "other" threshold on out-of-fold predictions of the 80%.',
         "",
         "| model | features | test f1 | precision | recall | val f1 (OOF) | Δ f1 vs default (paired) | train seconds |",
         "|---|---|---|---|---|---|---|---|",
@@ -199,7 +214,9 @@ def markdown(report: dict[str, Any]) -> str:
         features, model = CONFIGS[name][0], CONFIGS[name][1]
         label = f"**{name}**" if name == "default" else name
         delta = agg.get("vs_default")
-        delta_text = "" if not delta else f"{delta['mean']:+.3f}" + (f" ± {delta['se']:.3f}" if delta["se"] is not None else "")
+        delta_text = (
+            "" if not delta else f"{delta['mean']:+.3f}" + (f" ± {delta['se']:.3f}" if delta["se"] is not None else "")
+        )
         lines.append(
             f"| {label}: {model} | {features} | {_pm(agg['test']['f1'])} | {_pm(agg['test']['precision'])} "
             f"| {_pm(agg['test']['recall'])} | {_pm(agg['val_f1'])} | {delta_text} | {_pm(agg['seconds'], 1)} |"
@@ -209,7 +226,11 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append("")
     est = report.get("estimate")
     if est:
-        seeds_text = f"{est['seeds'][0]}-{est['seeds'][-1]}" if est["seeds"] == list(range(est["seeds"][0], est["seeds"][-1] + 1)) else ", ".join(map(str, est["seeds"]))
+        seeds_text = (
+            f"{est['seeds'][0]}-{est['seeds'][-1]}"
+            if est["seeds"] == list(range(est["seeds"][0], est["seeds"][-1] + 1))
+            else ", ".join(map(str, est["seeds"]))
+        )
         lines += [
             f"**How precise is the five-seed mean?** {est['config']} over {est['n']} split seeds ({seeds_text}): "
             f"test f1 {est['mean']:.4f}, standard error {est['se']:.4f}, {est['confidence']:.0%} confidence interval "
@@ -220,15 +241,25 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     lines += ["Δ f1 vs default: paired over the protocol's seeds, mean ± standard error.", ""]
     for name, agg in report["configs"].items():
-        lines += [f"## {name}: per class and per slice", "",
-                  "| class | precision | recall | f1 | test rows |", "|---|---|---|---|---|"]
+        lines += [
+            f"## {name}: per class and per slice",
+            "",
+            "| class | precision | recall | f1 | test rows |",
+            "|---|---|---|---|---|",
+        ]
         for cls, m in agg["per_class"].items():
-            lines.append(f"| {cls} | {_pm(m['precision'])} | {_pm(m['recall'])} | {_pm(m['f1'])} | {m['num_samples']} |")
+            lines.append(
+                f"| {cls} | {_pm(m['precision'])} | {_pm(m['recall'])} | {_pm(m['f1'])} | {m['num_samples']} |"
+            )
         lines += ["", "| slice | f1 (micro) | test rows (mean) |", "|---|---|---|"]
         for sl, m in agg["slices"].items():
             lines.append(f"| {sl} | {_pm(m['f1'])} | {m['num_samples']['mean']:.1f} |")
-        lines += ["", f"Threshold for \"other\": {_pm(agg['threshold'], 2)}. Behavioral tests passed: "
-                      f"{agg['behavioral']['passed']}/{agg['behavioral']['total']} (all seeds).", ""]
+        lines += [
+            "",
+            f'Threshold for "other": {_pm(agg["threshold"], 2)}. Behavioral tests passed: '
+            f"{agg['behavioral']['passed']}/{agg['behavioral']['total']} (all seeds).",
+            "",
+        ]
     lines += ["Reproduce: `" + report["command"] + "`", ""]
     return "\n".join(lines)
 
@@ -237,16 +268,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",
-                        help="folder for model.md and model.json (default benchmarks/results)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks" / "results",
+        help="folder for model.md and model.json (default benchmarks/results)",
+    )
     parser.add_argument("--goal", type=float, default=0.93, help="the default's mean test f1 to reach (issue 4)")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="the longest one default run may take")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the default misses --goal or --max-seconds")
-    parser.add_argument("--estimate-seeds", type=int, default=DEFAULT_ESTIMATE_SEEDS,
-                        help="also run --estimate-config on split seeds 0..N-1 (the protocol's seeds are reused) and "
-                             "report the mean with its standard error and 95%% confidence interval (0: skip)")
-    parser.add_argument("--estimate-config", default="default", choices=list(CONFIGS),
-                        help="the configuration to estimate (only when it is among --configs)")
+    parser.add_argument(
+        "--estimate-seeds",
+        type=int,
+        default=DEFAULT_ESTIMATE_SEEDS,
+        help="also run --estimate-config on split seeds 0..N-1 (the protocol's seeds are reused) and "
+        "report the mean with its standard error and 95%% confidence interval (0: skip)",
+    )
+    parser.add_argument(
+        "--estimate-config",
+        default="default",
+        choices=list(CONFIGS),
+        help="the configuration to estimate (only when it is among --configs)",
+    )
     opts = parser.parse_args(argv)
 
     df = load_labeled_projects()
@@ -256,17 +299,23 @@ def main(argv: list[str] | None = None) -> int:
         for seed in opts.seeds:
             run = run_one(df, name, seed)
             runs.setdefault(name, []).append(run)
-            print(f"{name:15s} seed {seed:3d}  test f1 {run['test']['f1']:.4f}  val f1 {run['val_f1']:.4f}  "
-                  f"threshold {run['threshold']:.2f}  {run['seconds']:6.2f} s  load {run['load'][0]:.2f}  "
-                  f"behavioral {run['behavioral_passed']}/{run['behavioral_total']}", flush=True)
+            print(
+                f"{name:15s} seed {seed:3d}  test f1 {run['test']['f1']:.4f}  val f1 {run['val_f1']:.4f}  "
+                f"threshold {run['threshold']:.2f}  {run['seconds']:6.2f} s  load {run['load'][0]:.2f}  "
+                f"behavioral {run['behavioral_passed']}/{run['behavioral_total']}",
+                flush=True,
+            )
     estimate_runs: list[dict[str, Any]] = []
     if opts.estimate_seeds > 0 and opts.estimate_config in runs:
         done = {r["seed"]: r for r in runs[opts.estimate_config]}
         for seed in range(opts.estimate_seeds):
             if seed not in done:
                 done[seed] = run_one(df, opts.estimate_config, seed)
-                print(f"{opts.estimate_config:15s} seed {seed:3d}  test f1 {done[seed]['test']['f1']:.4f}  (estimate)  "
-                      f"{done[seed]['seconds']:6.2f} s", flush=True)
+                print(
+                    f"{opts.estimate_config:15s} seed {seed:3d}  test f1 {done[seed]['test']['f1']:.4f}  (estimate)  "
+                    f"{done[seed]['seconds']:6.2f} s",
+                    flush=True,
+                )
         estimate_runs = [done[seed] for seed in range(opts.estimate_seeds)]
     configs = {name: aggregate(r) for name, r in runs.items()}
     if "default" in runs:
@@ -276,8 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "command": "python benchmarks/model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seeds": opts.seeds,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_start": load_start, "load_end": os.getloadavg()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_start": load_start,
+            "load_end": os.getloadavg()[0],
+        },
         "configs": configs,
         "runs": [r for rs in runs.values() for r in rs],
     }
@@ -286,9 +340,16 @@ def main(argv: list[str] | None = None) -> int:
         f1s = [r["test"]["f1"] for r in estimate_runs]
         est = estimate(f1s)
         if est["se"] is not None:
-            est.update(config=opts.estimate_config, seeds=seeds, std=statistics.pstdev(f1s),
-                       min=min(f1s), max=max(f1s), max_seconds=max(r["seconds"] for r in estimate_runs),
-                       protocol_mean=configs[opts.estimate_config]["test"]["f1"]["mean"], f1=dict(zip(seeds, f1s)))
+            est.update(
+                config=opts.estimate_config,
+                seeds=seeds,
+                std=statistics.pstdev(f1s),
+                min=min(f1s),
+                max=max(f1s),
+                max_seconds=max(r["seconds"] for r in estimate_runs),
+                protocol_mean=configs[opts.estimate_config]["test"]["f1"]["mean"],
+                f1=dict(zip(seeds, f1s, strict=False)),
+            )
             report["estimate"] = est
     report["command"] = report["command"].strip()
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -299,8 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     if "default" in report["configs"]:
         agg = report["configs"]["default"]
         ok = agg["test"]["f1"]["mean"] >= opts.goal and agg["seconds"]["max"] <= opts.max_seconds
-        print(f"default: test f1 {_pm(agg['test']['f1'], 4)} (goal {opts.goal}), slowest run "
-              f"{agg['seconds']['max']:.1f} s (limit {opts.max_seconds}): {'PASS' if ok else 'FAIL'}")
+        print(
+            f"default: test f1 {_pm(agg['test']['f1'], 4)} (goal {opts.goal}), slowest run "
+            f"{agg['seconds']['max']:.1f} s (limit {opts.max_seconds}): {'PASS' if ok else 'FAIL'}"
+        )
         return 0 if ok or not opts.strict else 1
     return 0
 

@@ -3,10 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
 
-from components._images import image
+from tagifai.steps import default_image
 
 
-@dsl.component(base_image=image("evaluate"), install_kfp_package=False)
+@dsl.component(base_image=default_image("evaluate"), install_kfp_package=False)
 def evaluate(
     model_uri: str,
     test_data: Input[Dataset],

@@ -3,10 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from components._images import image
+from tagifai.steps import default_image
 
 
-@dsl.component(base_image=image("extract"), install_kfp_package=False)
+@dsl.component(base_image=default_image("extract"), install_kfp_package=False)
 def extract(warehouse: str, table: str, dataset: Output[Dataset]):
     """Read ``table`` (default schema ``main``) from ``warehouse`` into ``dataset`` (Parquet, sorted by id).
 

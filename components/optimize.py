@@ -3,10 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
 
-from components._images import image
+from tagifai.steps import default_image
 
 
-@dsl.component(base_image=image("optimize"), install_kfp_package=False)
+@dsl.component(base_image=default_image("optimize"), install_kfp_package=False)
 def optimize(
     dataset: Input[Dataset],
     num_trials: int,
@@ -41,10 +41,21 @@ def optimize(
     from tagifai.config import get_settings
     from tagifai.workflows import tune, write_json
 
-    s = get_settings(home=state_dir, optuna_storage=optuna_storage, mlflow_tracking_uri=mlflow_tracking_uri, experiment_name=experiment_name)
+    s = get_settings(
+        home=state_dir,
+        optuna_storage=optuna_storage,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        experiment_name=experiment_name,
+    )
     args, value, summary = tune(
-        pd.read_parquet(dataset.path), num_trials, s.optuna_storage, study_name, seed,
-        tracking_uri=s.mlflow_tracking_uri, experiment_name=s.experiment_name, artifact_root=s.mlflow_artifact_root,
+        pd.read_parquet(dataset.path),
+        num_trials,
+        s.optuna_storage,
+        study_name,
+        seed,
+        tracking_uri=s.mlflow_tracking_uri,
+        experiment_name=s.experiment_name,
+        artifact_root=s.mlflow_artifact_root,
         model_families=model_families,
     )
     write_json(best_args.path, args)

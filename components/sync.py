@@ -3,10 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from components._images import image
+from tagifai.steps import default_image
 
 
-@dsl.component(base_image=image("sync"), install_kfp_package=False)
+@dsl.component(base_image=default_image("sync"), install_kfp_package=False)
 def sync(source: str, table: str, warehouse: str, state_dir: str, dataset: Output[Dataset]):
     """Load ``source`` into the raw table ``table`` of ``warehouse``, merging on ``id``.
 

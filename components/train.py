@@ -5,10 +5,10 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from components._images import image
+from tagifai.steps import default_image
 
 
-@dsl.component(base_image=image("train"), install_kfp_package=False)
+@dsl.component(base_image=default_image("train"), install_kfp_package=False)
 def train(
     dataset: Input[Dataset],
     best_args: Input[Artifact],
@@ -40,20 +40,32 @@ def train(
     from tagifai.config import get_settings
     from tagifai.workflows import train_and_register
 
-    s = get_settings(home=state_dir, mlflow_tracking_uri=mlflow_tracking_uri, experiment_name=experiment_name, model_name=model_name)
+    s = get_settings(
+        home=state_dir, mlflow_tracking_uri=mlflow_tracking_uri, experiment_name=experiment_name, model_name=model_name
+    )
     with open(best_args.path, encoding="utf-8") as f:
         args = json.load(f)
     out = train_and_register(
-        pd.read_parquet(dataset.path), args, seed, s.model_name, s.mlflow_tracking_uri, s.experiment_name,
-        s.mlflow_artifact_root, dataset_hash=dataset.metadata.get("content_hash"),
+        pd.read_parquet(dataset.path),
+        args,
+        seed,
+        s.model_name,
+        s.mlflow_tracking_uri,
+        s.experiment_name,
+        s.mlflow_artifact_root,
+        dataset_hash=dataset.metadata.get("content_hash"),
     )
     import mlflow.sklearn
 
     mlflow.sklearn.save_model(out.model, model.path, serialization_format="cloudpickle")
-    model.metadata.update({"model_uri": out.model_uri, "run_id": out.run_id, "threshold": out.threshold, "classes": out.classes})
+    model.metadata.update(
+        {"model_uri": out.model_uri, "run_id": out.run_id, "threshold": out.threshold, "classes": out.classes}
+    )
     for name in ("precision", "recall", "f1", "num_samples"):
         metrics.log_metric(name, out.test["overall"][name])
-    confusion_matrix.log_confusion_matrix(out.test["confusion_matrix"]["classes"], out.test["confusion_matrix"]["matrix"])
+    confusion_matrix.log_confusion_matrix(
+        out.test["confusion_matrix"]["classes"], out.test["confusion_matrix"]["matrix"]
+    )
     for group, key in (("class", "per_class"), ("slice", "slices")):
         for name, values in out.test[key].items():
             for metric, value in values.items():

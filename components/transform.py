@@ -3,10 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Markdown, Metrics, Output
 
-from components._images import image
+from tagifai.steps import default_image
 
 
-@dsl.component(base_image=image("transform"), install_kfp_package=False)
+@dsl.component(base_image=default_image("transform"), install_kfp_package=False)
 def transform(
     warehouse: str,
     state_dir: str,
@@ -21,7 +21,7 @@ def transform(
     ``labeled_projects`` in the warehouse; ``report`` (dbt's results as Markdown), ``metrics`` (counts
     of models and tests by status) and ``labeled_projects`` (the built table as Parquet, with row
     count, content hash and created_on range in its metadata).
-    ``target``: the dbt target, ``local`` (DuckDB) or ``prod`` (BigQuery).
+    ``target``: the dbt target; empty means the warehouse's own (``local`` for DuckDB, ``prod`` for BigQuery).
     Fails when a model or a test fails, naming each and dbt's message.
     """
     from pathlib import Path
@@ -31,7 +31,7 @@ def transform(
     from tagifai.transform import run_dbt
 
     settings = get_settings(warehouse=warehouse, home=state_dir)
-    result = run_dbt("build", warehouse_uri=settings.warehouse, target=target or "local", state_dir=settings.home / "dbt")
+    result = run_dbt("build", warehouse_uri=settings.warehouse, target=target or None, state_dir=settings.home / "dbt")
     Path(report.path).write_text(result.to_markdown(), encoding="utf-8")
     for name, value in result.counts().items():
         metrics.log_metric(name, value)

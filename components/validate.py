@@ -7,10 +7,10 @@ Two components on one image: ``validate_table`` (DataOps: the table as it is in 
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Output
 
-from components._images import image
+from tagifai.steps import default_image
 
 
-@dsl.component(base_image=image("validate"), install_kfp_package=False)
+@dsl.component(base_image=default_image("validate"), install_kfp_package=False)
 def validate_table(
     suite: str,
     warehouse: str,
@@ -41,7 +41,7 @@ def validate_table(
     result.raise_for_failures()
 
 
-@dsl.component(base_image=image("validate"), install_kfp_package=False)
+@dsl.component(base_image=default_image("validate"), install_kfp_package=False)
 def validate_dataset(
     suite: str,
     dataset: Input[Dataset],

@@ -1,6 +1,6 @@
 # tagifai-base: what every step image shares. Python 3.11, a virtualenv in /opt/venv holding the
 # project's core dependencies and kfp (images/requirements/base.txt, hashed), and the non-root user
-# the steps run as. Each step's Dockerfile (images/<step>.Dockerfile) starts FROM this image.
+# the steps run as. Every step image (images/step.Dockerfile, one build per step) starts FROM this image.
 #
 # BASE_IMAGE: the official slim image by default. On a host that reaches no container registry,
 # build a base from Debian packages (images/debootstrap-base.sh) and pass BASE_IMAGE=<that image>.

@@ -7,57 +7,64 @@ from components.extract import extract
 from components.optimize import optimize
 from components.train import train
 from components.validate import validate_dataset
-from pipelines.platform import configure
+from pipelines.platform import TaskPlan
 
 
-@dsl.pipeline(name="mlops", description="Extract labeled_projects, tune, train, register and evaluate the tagifai model.")
-def mlops(
-    warehouse: str = "",
-    state_dir: str = "",
-    mlflow_tracking_uri: str = "",
-    optuna_storage: str = "",
-    num_trials: int = 20,
-    seed: int = 42,
-    study_name: str = "tagifai",
-    experiment_name: str = "tagifai",
-    model_name: str = "tagifai",
-    model_families: str = "",
-):
-    """Empty URIs mean: each step uses its environment's TAGIFAI_* settings."""
-    data = extract(warehouse=warehouse, table="labeled_projects")
-    data.set_display_name("extract")
-    checked = validate_dataset(suite="labeled_projects", dataset=data.outputs["dataset"])
-    checked.set_display_name("validate-dataset")
-    tuned = optimize(
-        dataset=data.outputs["dataset"],
-        num_trials=num_trials,
-        model_families=model_families,
-        seed=seed,
-        study_name=study_name,
-        optuna_storage=optuna_storage,
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        experiment_name=experiment_name,
-        state_dir=state_dir,
-    ).after(checked)
-    tuned.set_display_name("optimize")
-    trained = train(
-        dataset=data.outputs["dataset"],
-        best_args=tuned.outputs["best_args"],
-        seed=seed,
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        experiment_name=experiment_name,
-        model_name=model_name,
-        state_dir=state_dir,
+def build(plan: TaskPlan):
+    """The mlops pipeline with ``plan``'s images and platform settings on every task."""
+
+    @dsl.pipeline(
+        name="mlops", description="Extract labeled_projects, tune, train, register and evaluate the tagifai model."
     )
-    trained.set_display_name("train")
-    evaluated = evaluate(
-        model_uri=trained.outputs["model_uri"],
-        test_data=trained.outputs["test_data"],
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        model_name=model_name,
-        state_dir=state_dir,
-    )
-    evaluated.set_display_name("evaluate")
+    def mlops(
+        warehouse: str = "",
+        state_dir: str = "",
+        mlflow_tracking_uri: str = "",
+        optuna_storage: str = "",
+        num_trials: int = 20,
+        seed: int = 42,
+        study_name: str = "tagifai",
+        experiment_name: str = "tagifai",
+        model_name: str = "tagifai",
+        model_families: str = "",
+    ):
+        """Empty URIs mean: each step uses its environment's TAGIFAI_* settings."""
+        data = extract(warehouse=warehouse, table="labeled_projects")
+        data.set_display_name("extract")
+        checked = validate_dataset(suite="labeled_projects", dataset=data.outputs["dataset"])
+        checked.set_display_name("validate-dataset")
+        tuned = optimize(
+            dataset=data.outputs["dataset"],
+            num_trials=num_trials,
+            model_families=model_families,
+            seed=seed,
+            study_name=study_name,
+            optuna_storage=optuna_storage,
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            experiment_name=experiment_name,
+            state_dir=state_dir,
+        ).after(checked)
+        tuned.set_display_name("optimize")
+        trained = train(
+            dataset=data.outputs["dataset"],
+            best_args=tuned.outputs["best_args"],
+            seed=seed,
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            experiment_name=experiment_name,
+            model_name=model_name,
+            state_dir=state_dir,
+        )
+        trained.set_display_name("train")
+        evaluated = evaluate(
+            model_uri=trained.outputs["model_uri"],
+            test_data=trained.outputs["test_data"],
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            model_name=model_name,
+            state_dir=state_dir,
+        )
+        evaluated.set_display_name("evaluate")
 
-    # resources, retries, caching and (Kubeflow) Kubernetes settings from pipelines/platform.yaml
-    configure(data, checked, tuned, trained, evaluated)
+        # resources, retries, caching and (Kubeflow) Kubernetes settings from pipelines/platform.yaml
+        plan.configure(data, checked, tuned, trained, evaluated)
+
+    return mlops

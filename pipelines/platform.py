@@ -1,42 +1,42 @@
-"""How each step runs on a cluster: resources, retries, caching and, on Kubeflow, Kubernetes settings.
+"""How each task runs: its image, and on a cluster its resources, retries, caching and Kubernetes settings.
 
-The values are settings, not code: ``pipelines/platform.yaml`` (or the file named by
-``TAGIFAI_PLATFORM_CONFIG``). The pipelines call :func:`configure` on each task; what it applies
-depends on the target the pipeline is built for:
+The values are settings, not code: the step images come from the caller (``tagifai`` reads the
+registry and tag from the settings), the rest from ``pipelines/platform.yaml`` or a file the caller
+names. A :class:`TaskPlan` holds both for one target and is what the pipeline factories
+(:func:`pipelines.build`) apply to every task with :meth:`TaskPlan.configure`:
 
-- ``local`` (the default, ``tagifai run``): nothing, the local runner runs the plain components.
+- every target: the task's container image (``set_container_image``), from the step table
+  (:mod:`tagifai.steps`) by the task's component;
+- ``local`` (``tagifai run``): nothing else; the local runners run the plain components;
 - ``kubeflow`` (``tagifai compile``, ``tagifai submit``): caching, retries with backoff, CPU/memory
   requests and limits (plain KFP) plus kfp-kubernetes: ConfigMap and secrets as environment
   variables, secret volumes, PVC mounts, image pull secrets and policy, pod timeouts. The YAML then
-  has a second document (``platforms: kubernetes:``).
+  has a second document (``platforms: kubernetes:``);
 - ``vertex`` (``tagifai compile --target vertex``, ``tagifai vertex run``): only what Vertex AI
   reads from a single-document pipeline spec: caching, retries, CPU/memory limits, and the static
   environment variables of the ``vertex:`` section.
 
-Pipelines are built when their module is imported, so the target is chosen by
-:func:`pipelines.get_pipeline` (``target=``) or the ``TAGIFAI_TARGET`` variable before the import.
+Keys of the file's ``steps:`` are step names of the step table (``validate``) or component names
+(``validate_dataset``): a component's values override its step's, which override ``defaults``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import Annotated
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TARGETS = ("local", "kubeflow", "vertex")
-#: Component names (the ``steps:`` keys of the settings file).
-STEPS = ("sync", "airbyte_sync", "validate_table", "validate_dataset", "transform", "extract", "optimize", "train",
-         "evaluate")
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "platform.yaml"
-TARGET_ENV = "TAGIFAI_TARGET"
-CONFIG_ENV = "TAGIFAI_PLATFORM_CONFIG"
+from tagifai import steps as step_table
 
-_target_override: str | None = None
+TARGETS = ("local", "kubeflow", "vertex")
+#: What the ``steps:`` keys of the settings file (and the ``steps:`` lists of its sections) may name.
+KEYS = tuple(dict.fromkeys(step_table.NAMES + step_table.component_names()))
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "platform.yaml"
 
 
 class _Strict(BaseModel):
@@ -61,9 +61,9 @@ class StepSettings(_Strict):
 
 
 def _check_steps(steps: list[str] | None) -> list[str] | None:
-    unknown = sorted(set(steps or ()) - set(STEPS))
+    unknown = sorted(set(steps or ()) - set(KEYS))
     if unknown:
-        raise ValueError(f"unknown step(s) {', '.join(unknown)}; expected some of {', '.join(STEPS)}")
+        raise ValueError(f"unknown step(s) {', '.join(unknown)}; expected some of {', '.join(KEYS)}")
     return steps
 
 
@@ -125,21 +125,24 @@ class PlatformSettings(_Strict):
     vertex: VertexSettings = VertexSettings()
 
     @model_validator(mode="after")
-    def _known_steps(self) -> "PlatformSettings":
+    def _known_steps(self) -> PlatformSettings:
         _check_steps(list(self.steps))
         return self
 
-    def step(self, name: str) -> StepSettings:
-        """The defaults with ``name``'s own values on top."""
-        own = self.steps.get(name)
-        if own is None:
-            return self.defaults
-        return StepSettings.model_validate({**self.defaults.model_dump(), **own.model_dump(exclude_unset=True)})
+    def step(self, component: str) -> StepSettings:
+        """The defaults, then the values of the component's step, then the component's own values."""
+        values = self.defaults.model_dump()
+        keys = [step_table.step_of_component(component).name, component]
+        for key in dict.fromkeys(keys):
+            own = self.steps.get(key)
+            if own is not None:
+                values.update(own.model_dump(exclude_unset=True))
+        return StepSettings.model_validate(values)
 
 
 def load(path: str | Path | None = None) -> PlatformSettings:
-    """Read and check a settings file (default: TAGIFAI_PLATFORM_CONFIG, else pipelines/platform.yaml)."""
-    path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser().resolve()
+    """Read and check a settings file (default: pipelines/platform.yaml)."""
+    path = Path(path or DEFAULT_CONFIG).expanduser().resolve()
     return _load(str(path), path.stat().st_mtime_ns)
 
 
@@ -153,44 +156,41 @@ def _load(path: str, _mtime: int) -> PlatformSettings:
         raise ValueError(f"{path}: {exc}") from None
 
 
-def current_target() -> str:
-    target = _target_override or os.environ.get(TARGET_ENV) or "local"
-    if target not in TARGETS:
-        raise ValueError(f"target {target!r}: expected one of {', '.join(TARGETS)}")
-    return target
+def default_images() -> dict[str, str]:
+    """Every step's image under the default registry and tag (what a plain compile names)."""
+    return {s.name: s.image() for s in step_table.STEPS}
 
 
-@contextlib.contextmanager
-def building(target: str) -> Iterator[None]:
-    """Build (import) pipelines for ``target`` inside this block."""
-    global _target_override
-    if target not in TARGETS:
-        raise ValueError(f"target {target!r}: expected one of {', '.join(TARGETS)}")
-    previous, _target_override = _target_override, target
-    try:
-        yield
-    finally:
-        _target_override = previous
+@dataclass(frozen=True)
+class TaskPlan:
+    """How the tasks of pipelines built for ``target`` run: step images and (clusters) platform settings."""
 
+    target: str = "local"
+    images: Mapping[str, str] = field(default_factory=default_images)
+    settings: PlatformSettings | None = None
 
-def step_name(task) -> str:
-    return task.component_spec.name.replace("-", "_")
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target {self.target!r}: expected one of {', '.join(TARGETS)}")
+        missing = [s for s in step_table.NAMES if s not in self.images]
+        if missing:
+            raise ValueError(f"no image for step(s) {', '.join(missing)}")
+        if self.target != "local" and self.settings is None:
+            object.__setattr__(self, "settings", load())
 
-
-def configure(*tasks) -> None:
-    """Apply the settings of each task's step for the current target (nothing for ``local``)."""
-    target = current_target()
-    if target == "local":
-        return
-    settings = load()
-    for task in tasks:
-        name = step_name(task)  # a component not listed in STEPS gets the defaults and the all-step entries
-        _apply_kfp(task, settings.step(name), target)
-        if target == "kubeflow":
-            _apply_kubernetes(task, name, settings.step(name), settings.kubernetes)
-        else:
-            for key, value in settings.vertex.env.items():
-                task.set_env_variable(key, value)
+    def configure(self, *tasks) -> None:
+        """Give each task its step's image and, for a cluster target, its platform settings."""
+        for task in tasks:
+            component = task.component_spec.name.replace("-", "_")
+            task.set_container_image(self.images[step_table.step_of_component(component).name])
+            if self.target == "local":
+                continue
+            _apply_kfp(task, self.settings.step(component), self.target)
+            if self.target == "kubeflow":
+                _apply_kubernetes(task, component, self.settings.step(component), self.settings.kubernetes)
+            else:
+                for key, value in self.settings.vertex.env.items():
+                    task.set_env_variable(key, value)
 
 
 def _apply_kfp(task, step: StepSettings, target: str) -> None:
@@ -199,8 +199,12 @@ def _apply_kfp(task, step: StepSettings, target: str) -> None:
         task.set_caching_options(step.caching)
     if step.retry is not None and step.retry.num_retries > 0:
         r = step.retry
-        task.set_retry(r.num_retries, backoff_duration=r.backoff_duration, backoff_factor=r.backoff_factor,
-                       backoff_max_duration=r.backoff_max_duration)
+        task.set_retry(
+            r.num_retries,
+            backoff_duration=r.backoff_duration,
+            backoff_factor=r.backoff_factor,
+            backoff_max_duration=r.backoff_max_duration,
+        )
     if target == "kubeflow":
         if step.cpu_request:
             task.set_cpu_request(step.cpu_request)
@@ -212,8 +216,9 @@ def _apply_kfp(task, step: StepSettings, target: str) -> None:
         task.set_memory_limit(step.memory_limit)
 
 
-def _for(step: str, steps: list[str] | None) -> bool:
-    return steps is None or step in steps
+def _for(component: str, steps: list[str] | None) -> bool:
+    """Whether an entry listing ``steps`` (step or component names; None: all) applies to ``component``."""
+    return steps is None or component in steps or step_table.step_of_component(component).name in steps
 
 
 def _apply_kubernetes(task, name: str, step: StepSettings, k8s: KubernetesSettings) -> None:
@@ -237,9 +242,3 @@ def _apply_kubernetes(task, name: str, step: StepSettings, k8s: KubernetesSettin
     for item in k8s.pvcs:
         if _for(name, item.steps):
             kubernetes.mount_pvc(task, item.pvc, item.mount_path, sub_path=item.sub_path)
-
-
-def config_identity() -> tuple:
-    """What a built pipeline depends on besides the target: the settings file and its contents."""
-    path = Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser().resolve()
-    return (str(path), path.stat().st_mtime_ns if path.exists() else None)

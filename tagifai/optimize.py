@@ -20,6 +20,9 @@ The model family can be a parameter too (``models``), each family's own paramete
 With the sentence embedding in the search space, one embedder serves every trial of a call: each
 text of the train + validation part is encoded once, and test texts never are.
 
+A trial is an :class:`Objective` call (data, folds, base arguments and a tracker); it logs to a
+:class:`~tagifai.tracking.Tracker`: MLflow when a tracking URI or an experiment is given, else nothing.
+
 optuna, mlflow and scikit-learn are imported inside the functions.
 """
 
@@ -29,6 +32,7 @@ import contextlib
 import math
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,9 @@ import numpy as np
 import pandas as pd
 
 from tagifai.data import split
-from tagifai.train import MODELS, TagifaiModel, TrainArgs, labeled_frame, make_embedder
+from tagifai.model import MODELS, TagifaiModel, TrainArgs, make_embedder
+from tagifai.tracking import NullTracker, Tracker, tracker_for
+from tagifai.train import labeled_frame
 
 #: Bounds of the search space (see :func:`suggest_params`).
 SEARCH_SPACE: dict[str, Any] = {
@@ -67,8 +73,10 @@ def model_families(models: Any, base_args: TrainArgs) -> tuple[str, ...]:
     families = tuple(dict.fromkeys(m for m in (models or ()) if m)) or (base_args.model,)
     unknown = [m for m in families if m not in MODELS]
     if unknown:
-        raise ValueError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; "
-                         f"expected some of {', '.join(MODELS)}")
+        raise ValueError(
+            f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; "
+            f"expected some of {', '.join(MODELS)}"
+        )
     return families
 
 
@@ -163,9 +171,15 @@ def _in_space(params: dict[str, Any], families: tuple[str, ...] | None = None) -
     if families is not None and "model" in params and params["model"] not in families:
         return False
     ranges = {
-        "ngram_min": s["ngram_min_char"], "ngram_max_char": s["ngram_max_char"], "word_ngram_max": s["word_ngram_max"],
-        "alpha": s["alpha"], "learning_rate": s["learning_rate"], "power_t": s["power_t"], "C": s["C"],
-        "nb_alpha": s["nb_alpha"], "embedding_weight": s["embedding_weight"],
+        "ngram_min": s["ngram_min_char"],
+        "ngram_max_char": s["ngram_max_char"],
+        "word_ngram_max": s["word_ngram_max"],
+        "alpha": s["alpha"],
+        "learning_rate": s["learning_rate"],
+        "power_t": s["power_t"],
+        "C": s["C"],
+        "nb_alpha": s["nb_alpha"],
+        "embedding_weight": s["embedding_weight"],
     }
     if params.get("embedding", "none") not in s["embedding"]:
         return False
@@ -182,7 +196,7 @@ def _storage(storage: str | Any | None, heartbeat_interval: int | None):
 
     engine_kwargs: dict[str, Any] = {}
     if storage.startswith("sqlite:///"):
-        path = storage[len("sqlite:///"):]
+        path = storage[len("sqlite:///") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": 60}
@@ -196,7 +210,9 @@ def _storage(storage: str | Any | None, heartbeat_interval: int | None):
         return optuna.storages.RDBStorage(storage, **kwargs)
 
 
-def _summary(study: Any, new_trials: int, cv_folds: int, seconds: float, families: tuple[str, ...] = ()) -> dict[str, Any]:
+def _summary(
+    study: Any, new_trials: int, cv_folds: int, seconds: float, families: tuple[str, ...] = ()
+) -> dict[str, Any]:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -248,23 +264,151 @@ def choose_trial(summary: dict[str, Any], base_params: dict[str, Any], margin_se
     trials = {t["number"]: t for t in summary["trials"]}
     best = trials[summary["best_trial"]]
     base = next((t for t in summary["trials"] if t["state"] == "COMPLETE" and t["params"] == base_params), None)
-    chosen = {"trial": best["number"], "value": best["value"], "params": best["params"], "kept_base": False,
-              "delta": None, "se": None, "margin_se": margin_se}
+    chosen = {
+        "trial": best["number"],
+        "value": best["value"],
+        "params": best["params"],
+        "kept_base": False,
+        "delta": None,
+        "se": None,
+        "margin_se": margin_se,
+    }
     if base is None:
         return {**chosen, "reason": "no complete trial of the base arguments: the best trial"}
     if base["number"] == best["number"]:
         return {**chosen, "kept_base": True, "delta": 0.0, "reason": "the base arguments are the best trial"}
     a, b = fold_scores(best["intermediate"]), fold_scores(base["intermediate"])
-    diffs = [x - y for x, y in zip(a, b)]
+    diffs = [x - y for x, y in zip(a, b, strict=False)]  # the same folds: as long as each other
     delta = float(np.mean(diffs))
     se = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs))) if len(diffs) > 1 else 0.0
     chosen.update(delta=delta, se=se)
     if margin_se > 0 and delta <= margin_se * se:
-        return {**chosen, "trial": base["number"], "value": base["value"], "params": base["params"], "kept_base": True,
-                "reason": f"best trial {best['number']} beats the base arguments by {delta:+.4f} ± {se:.4f} "
-                          f"(paired over {len(diffs)} folds), not more than {margin_se:g} standard error(s)"}
-    return {**chosen, "reason": f"best trial {best['number']} beats the base arguments by {delta:+.4f} ± {se:.4f} "
-                                f"(paired over {len(diffs)} folds)"}
+        return {
+            **chosen,
+            "trial": base["number"],
+            "value": base["value"],
+            "params": base["params"],
+            "kept_base": True,
+            "reason": f"best trial {best['number']} beats the base arguments by {delta:+.4f} ± {se:.4f} "
+            f"(paired over {len(diffs)} folds), not more than {margin_se:g} standard error(s)",
+        }
+    return {
+        **chosen,
+        "reason": f"best trial {best['number']} beats the base arguments by {delta:+.4f} ± {se:.4f} "
+        f"(paired over {len(diffs)} folds)",
+    }
+
+
+def dev_folds(df: pd.DataFrame, base_args: TrainArgs, cv_folds: int) -> tuple[pd.DataFrame, list[tuple[Any, Any]]]:
+    """The rows a study may see and their folds: train + validation of ``base_args``' split of the
+    labeled ``df`` (its test split dropped), and ``cv_folds`` stratified (train, held-out) row positions
+    of them (fewer when a class has fewer rows, at least 2), shuffled with ``base_args.seed``."""
+    from sklearn.model_selection import StratifiedKFold
+
+    data = labeled_frame(df, base_args)
+    splits = split(data, val_size=base_args.val_size, test_size=base_args.test_size, seed=base_args.seed)
+    dev = pd.concat([splits.train, splits.val]) if len(splits.val) else splits.train  # never the test split
+    labels = dev["label"].astype(str)
+    folds_n = max(2, min(int(cv_folds), int(labels.value_counts().min())))
+    return dev, list(StratifiedKFold(folds_n, shuffle=True, random_state=base_args.seed).split(dev, labels))
+
+
+@dataclass(eq=False)  # compared by identity (it holds a DataFrame)
+class Objective:
+    """What Optuna maximises: one trial's mean weighted f1 over ``folds`` of ``dev`` (a callable for
+    :meth:`optuna.study.Study.optimize`).
+
+    A call samples the trial's arguments over ``base_args`` (:func:`suggest_params` in the space of
+    ``families``), fits one model per fold and scores its arg-max predictions on the held-out rows (the
+    threshold is chosen later, by training), reports the running mean after each fold (step = fold
+    index) and raises :class:`optuna.TrialPruned` when the pruner says so. Each trial is a nested run
+    ``<study_name>-trial-<number>`` of ``tracker`` with tags ``optuna_study``/``optuna_trial``/``state``,
+    the trial's params and ``val_f1`` per step. One embedder per embedding serves every call: each text of
+    ``dev`` is encoded once.
+    """
+
+    dev: pd.DataFrame
+    folds: list[tuple[Any, Any]]
+    base_args: TrainArgs
+    families: tuple[str, ...]
+    study_name: str
+    tracker: Tracker = field(default_factory=NullTracker)
+    embedders: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def embedder_for(self, args: TrainArgs) -> Any:
+        """The shared embedder of ``args.embedding`` (None without an embedding)."""
+        if args.embedding == "none":
+            return None
+        if args.embedding not in self.embedders:
+            self.embedders[args.embedding] = make_embedder(args)
+        return self.embedders[args.embedding]
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        args = params_to_args(self.base_args, suggest_params(trial, self.base_args, self.families))
+        with self.tracker.run(f"{self.study_name}-trial-{trial.number}", nested=True):
+            self.tracker.set_tags({"optuna_study": self.study_name, "optuna_trial": str(trial.number)})
+            self.tracker.log_params({k: str(v) for k, v in trial.params.items()})
+            scores, pruned = self.cross_validate(trial, args)
+            self.tracker.set_tags({"state": "PRUNED" if pruned else "COMPLETE"})
+        value = float(np.mean(scores))
+        if pruned:
+            raise optuna.TrialPruned(f"pruned at fold {len(scores) - 1} with running mean f1 {value:.4f}")
+        if math.isnan(value):
+            raise ValueError("objective is NaN")
+        return value
+
+    def cross_validate(self, trial: Any, args: TrainArgs) -> tuple[list[float], bool]:
+        """The f1 of each fold scored before the trial was pruned, and whether it was."""
+        from tagifai.evaluate import weighted_scores
+
+        scores: list[float] = []
+        for step, (train_idx, held_idx) in enumerate(self.folds):
+            part, held = self.dev.iloc[train_idx], self.dev.iloc[held_idx]
+            model = TagifaiModel(args, embedder=self.embedder_for(args)).fit(part, part["label"])
+            scores.append(weighted_scores(held["label"].tolist(), model.predict(held, threshold=0.0).tolist())["f1"])
+            running = float(np.mean(scores))
+            trial.report(running, step)
+            self.tracker.log_metric("val_f1", running, step=step)
+            if trial.should_prune():
+                return scores, True
+        return scores, False
+
+
+def _load_study(
+    storage: str | Any | None,
+    study_name: str,
+    heartbeat_interval: int | None,
+    pruner_startup_trials: int,
+    pruner_warmup_steps: int,
+):
+    """The study ``study_name`` of ``storage`` (created when missing), maximising, with a median pruner."""
+    import optuna
+
+    return optuna.create_study(
+        storage=_storage(storage, heartbeat_interval),
+        study_name=study_name,
+        direction="maximize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials, n_warmup_steps=pruner_warmup_steps),
+        load_if_exists=True,
+    )
+
+
+def _log_study(tracker: Tracker, study_name: str, summary: dict[str, Any]) -> None:
+    """The study's run: its name, the best and the chosen trial, the summary as ``study_summary.json``."""
+    tracker.set_tags({"optuna_study": study_name})
+    if summary["best_params"] is not None:
+        tracker.log_params({f"best_{k}": str(v) for k, v in summary["best_params"].items()})
+        tracker.log_metric("best_val_f1", summary["best_value"])
+        tracker.log_metric("chosen_val_f1", summary["chosen"]["value"])
+        tracker.set_tags(
+            {
+                "chosen_trial": str(summary["chosen"]["trial"]),
+                "kept_base_args": str(summary["chosen"]["kept_base"]).lower(),
+            }
+        )
+    tracker.log_dict(summary, "study_summary.json")
 
 
 def optimize(
@@ -311,9 +455,6 @@ def optimize(
     """
     import optuna
     from optuna.trial import TrialState
-    from sklearn.model_selection import StratifiedKFold
-
-    from tagifai.evaluate import weighted_scores
 
     if num_trials < 1:
         raise ValueError(f"num_trials must be >= 1, got {num_trials}")
@@ -322,98 +463,33 @@ def optimize(
     if len(families) == 1:  # one family: it is the base (no "model" parameter, as in earlier studies)
         base_args = base_args.replace(model=families[0])
     start = time.perf_counter()
-    data = labeled_frame(df, base_args)
-    splits = split(data, val_size=base_args.val_size, test_size=base_args.test_size, seed=base_args.seed)
-    dev = pd.concat([splits.train, splits.val]) if len(splits.val) else splits.train  # never the test split
-    labels = dev["label"].astype(str)
-    folds_n = max(2, min(int(cv_folds), int(labels.value_counts().min())))
-    folds = list(StratifiedKFold(folds_n, shuffle=True, random_state=base_args.seed).split(dev, labels))
-
-    study = optuna.create_study(
-        storage=_storage(storage, heartbeat_interval),
-        study_name=study_name,
-        direction="maximize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials, n_warmup_steps=pruner_warmup_steps),
-        load_if_exists=True,
-    )
+    dev, folds = dev_folds(df, base_args, cv_folds)
+    study = _load_study(storage, study_name, heartbeat_interval, pruner_startup_trials, pruner_warmup_steps)
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
     done = len(study.get_trials(deepcopy=False, states=finished_states))
     study.sampler = optuna.samplers.TPESampler(seed=seed + done)
     base_params = _trial_params_of(base_args, families)  # the first trial of a new study, and the yardstick
-    if not study.get_trials(deepcopy=False):
-        if _in_space(base_params, families):
-            study.enqueue_trial(base_params)
+    if not study.get_trials(deepcopy=False) and _in_space(base_params, families):
+        study.enqueue_trial(base_params)
 
-    tracking = experiment_name is not None or tracking_uri is not None
-    mlflow = None
-    if tracking:
-        import mlflow
-
-        from tagifai import tracking as tracking_mod
-
-        tracking_mod.configure(tracking_uri, experiment_name, artifact_root)
-
-    embedders: dict[str, Any] = {}  # one per embedding for the whole call: each dev text is encoded once
-
-    def embedder_for(args: TrainArgs) -> Any:
-        if args.embedding == "none":
-            return None
-        if args.embedding not in embedders:
-            embedders[args.embedding] = make_embedder(args)
-        return embedders[args.embedding]
-
-    def objective(trial: Any) -> float:
-        args = params_to_args(base_args, suggest_params(trial, base_args, families))
-        run = mlflow.start_run(run_name=f"{study_name}-trial-{trial.number}", nested=True) if mlflow else contextlib.nullcontext()
-        with run:
-            if mlflow:
-                mlflow.set_tags({"optuna_study": study_name, "optuna_trial": str(trial.number)})
-                mlflow.log_params({k: str(v) for k, v in trial.params.items()})
-            scores: list[float] = []
-            pruned = False
-            for step, (train_idx, held_idx) in enumerate(folds):
-                part, held = dev.iloc[train_idx], dev.iloc[held_idx]
-                model = TagifaiModel(args, embedder=embedder_for(args)).fit(part, part["label"])
-                scores.append(weighted_scores(held["label"].tolist(), model.predict(held, threshold=0.0).tolist())["f1"])
-                running = float(np.mean(scores))
-                trial.report(running, step)
-                if mlflow:
-                    mlflow.log_metric("val_f1", running, step=step)
-                if trial.should_prune():
-                    pruned = True
-                    break
-            if mlflow:
-                mlflow.set_tag("state", "PRUNED" if pruned else "COMPLETE")
-        if pruned:
-            raise optuna.TrialPruned(f"pruned at fold {step} with running mean f1 {running:.4f}")
-        value = float(np.mean(scores))
-        if math.isnan(value):
-            raise ValueError("objective is NaN")
-        return value
-
+    tracker = tracker_for(tracking_uri, experiment_name, artifact_root)
+    objective = Objective(dev, folds, base_args, families, study_name, tracker)
     remaining = max(0, num_trials - done)
-    parent = (
-        mlflow.start_run(run_name=f"optimize-{study_name}", nested=mlflow.active_run() is not None)
-        if mlflow and remaining
-        else contextlib.nullcontext()
-    )
-    with parent:
+    with tracker.run(f"optimize-{study_name}") if remaining else contextlib.nullcontext():
         if remaining:
             callback = optuna.study.MaxTrialsCallback(num_trials, states=finished_states)
             study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=[callback], catch=())
-        summary = _summary(study, len(study.get_trials(deepcopy=False, states=finished_states)) - done, folds_n,
-                           time.perf_counter() - start, families)
+        summary = _summary(
+            study,
+            len(study.get_trials(deepcopy=False, states=finished_states)) - done,
+            len(folds),
+            time.perf_counter() - start,
+            families,
+        )
         if summary["best_params"] is not None:
             summary["chosen"] = choose_trial(summary, base_params, margin_se)
-        if mlflow and remaining:
-            mlflow.set_tags({"optuna_study": study_name})
-            if summary["best_params"] is not None:
-                mlflow.log_params({f"best_{k}": str(v) for k, v in summary["best_params"].items()})
-                mlflow.log_metric("best_val_f1", summary["best_value"])
-                mlflow.log_metric("chosen_val_f1", summary["chosen"]["value"])
-                mlflow.set_tags({"chosen_trial": str(summary["chosen"]["trial"]),
-                                 "kept_base_args": str(summary["chosen"]["kept_base"]).lower()})
-            mlflow.log_dict(summary, "study_summary.json")
+        if remaining:
+            _log_study(tracker, study_name, summary)
     if summary["best_params"] is None:
         raise RuntimeError(f"study {study_name!r} has no completed trial ({summary['n_trials']} trials)")
     best_args = params_to_args(base_args, summary["chosen"]["params"])

@@ -2,8 +2,10 @@
 
 :func:`predict` takes a frame of projects (``title``, ``description``; ``id`` kept when present) and
 returns the predicted tag with one probability column per class. The model is a
-:class:`~tagifai.train.TagifaiModel` (or anything with ``classes_``, ``predict_proba`` and
+:class:`~tagifai.model.TagifaiModel` (or anything with ``classes_``, ``predict_proba`` and
 ``threshold``, e.g. one loaded back from MLflow with :func:`tagifai.tracking.load_model`).
+
+Only :mod:`tagifai.model` is imported here, never the training code (:mod:`tagifai.train`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tagifai.data import OTHER, DataError, require_columns
+from tagifai.data import OTHER, require_columns
+from tagifai.model import apply_threshold
 
 #: Columns :func:`predict` needs.
 PREDICT_COLUMNS: tuple[str, ...] = ("title", "description")
@@ -32,8 +35,6 @@ def predict(model: Any, df: pd.DataFrame, threshold: float | None = None) -> pd.
     the top probability is below the model's threshold (or ``threshold`` when given).
     A missing title or description column is a :class:`~tagifai.data.DataError` naming it.
     """
-    from tagifai.train import apply_threshold
-
     require_columns(df, PREDICT_COLUMNS, "projects to predict")
     if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
         raise TypeError(f"expected a fitted TagifaiModel, got {type(model).__name__}")
@@ -49,21 +50,3 @@ def predict(model: Any, df: pd.DataFrame, threshold: float | None = None) -> pd.
     for i, cls in enumerate(classes):
         out[prob_column(cls)] = proba[:, i]
     return out
-
-
-def predict_texts(model: Any, texts: list[str]) -> list[dict[str, Any]]:
-    """Predictions for raw texts: one dict per text with ``input``, ``predicted_tag`` and ``probabilities``."""
-    if isinstance(texts, str):
-        raise DataError("predict_texts expects a list of strings, got one string")
-    from tagifai.train import apply_threshold
-
-    proba = np.asarray(model.predict_proba(list(texts)), dtype=float).reshape(len(texts), len(model.classes_))
-    labels = apply_threshold(proba, model.classes_, float(getattr(model, "threshold", 0.0)), getattr(model, "other", OTHER))
-    return [
-        {
-            "input": text,
-            "predicted_tag": str(label),
-            "probabilities": {str(c): float(p) for c, p in zip(model.classes_, row)},
-        }
-        for text, label, row in zip(texts, labels, proba)
-    ]

@@ -7,7 +7,6 @@ source, the column and the offending rows, so nothing half-checked reaches the w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,13 +28,6 @@ class SourceError(ValueError):
     """A source could not be read or does not match its table's schema."""
 
 
-@dataclass(frozen=True)
-class Source:
-    uri: str
-    table: str
-    format: str
-
-
 def detect_format(uri: str, fmt: str | None = None) -> str:
     """The format of a source, from ``fmt`` or the file extension (.csv, .json/.jsonl/.ndjson, .parquet)."""
     if fmt:
@@ -48,9 +40,18 @@ def detect_format(uri: str, fmt: str | None = None) -> str:
     if suffixes and suffixes[-1] in (".gz", ".bz2", ".zst", ".xz"):
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
-    mapping = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet", ".pq": "parquet"}
+    mapping = {
+        ".csv": "csv",
+        ".json": "json",
+        ".jsonl": "json",
+        ".ndjson": "json",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+    }
     if ext not in mapping:
-        raise SourceError(f"{uri}: cannot tell the format from {ext or 'no extension'!r}; pass one of {', '.join(FORMATS)}")
+        raise SourceError(
+            f"{uri}: cannot tell the format from {ext or 'no extension'!r}; pass one of {', '.join(FORMATS)}"
+        )
     return mapping[ext]
 
 
@@ -67,7 +68,9 @@ def read_raw(uri: str, fmt: str | None = None) -> pd.DataFrame:
         try:
             import gcsfs  # noqa: F401  (pandas reads gs:// through fsspec + gcsfs)
         except ImportError as exc:
-            raise SourceError(f"{uri}: reading gs:// needs the gcsfs package (pip install gcsfs) and credentials") from exc
+            raise SourceError(
+                f"{uri}: reading gs:// needs the gcsfs package (pip install gcsfs) and credentials"
+            ) from exc
     try:
         if fmt == "csv":
             sep = _sniff_separator(uri) if scheme == "" else ","
@@ -113,8 +116,10 @@ def read_input(uri: str, required: tuple[str, ...] = ("title", "description"), f
     df = df.rename(columns=renamed)
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise SourceError(f"{uri}: missing column(s) {', '.join(missing)}; expected {', '.join(required)}, "
-                          f"found {', '.join(map(str, df.columns)) or 'none'}")
+        raise SourceError(
+            f"{uri}: missing column(s) {', '.join(missing)}; expected {', '.join(required)}, "
+            f"found {', '.join(map(str, df.columns)) or 'none'}"
+        )
     if df.empty:
         raise SourceError(f"{uri}: no rows")
     df = df.reset_index(drop=True)
@@ -123,7 +128,9 @@ def read_input(uri: str, required: tuple[str, ...] = ("title", "description"), f
     if "tag" in required:
         empty = df["tag"].str.strip() == ""
         if empty.any():
-            raise SourceError(f"{uri}: column 'tag' is empty in data row(s) {_rows(empty)}; every row to evaluate needs its tag")
+            raise SourceError(
+                f"{uri}: column 'tag' is empty in data row(s) {_rows(empty)}; every row to evaluate needs its tag"
+            )
     return df
 
 

@@ -44,47 +44,12 @@ class SyncResult:
         return asdict(self)
 
 
-def _count_rows(warehouse_uri: str, table: str) -> int:
-    """Rows in ``raw.<table>`` (0 when it does not exist yet)."""
-    wh = parse_warehouse(warehouse_uri)
-    if wh.kind == "bigquery":
-        from tagifai import bigquery
-
-        return bigquery.count_rows(wh, table, RAW_SCHEMA)
-    if not wh.path.exists():
-        return 0
-    import duckdb
-
-    with duckdb.connect(str(wh.path), read_only=True) as con:
-        found = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [RAW_SCHEMA, table],
-        ).fetchone()[0]
-        if not found:
-            return 0
-        return con.execute(f'SELECT count(*) FROM {RAW_SCHEMA}."{table}"').fetchone()[0]
-
-
-def _destination(warehouse_uri: str):
-    import dlt
-
-    wh = parse_warehouse(warehouse_uri)
-    if wh.kind == "duckdb":
-        wh.path.parent.mkdir(parents=True, exist_ok=True)
-        return dlt.destinations.duckdb(str(wh.path))
-    from tagifai import bigquery
-
-    # The same credentials and location as every other BigQuery call: the key file of
-    # TAGIFAI_BQ_KEYFILE, else Application Default Credentials (dlt looks them up itself).
-    return dlt.destinations.bigquery(
-        credentials=bigquery.dlt_credentials(wh), project_id=wh.project, location=bigquery.location()
-    )
-
-
-def _raw_dataset(wh) -> str:
-    from tagifai.bigquery import raw_dataset
-
-    return raw_dataset(wh)
+def _dlt_column(name: str, kind: str) -> dict:
+    """dlt's column hints of one column of a raw table (timestamps are naive UTC)."""
+    hints = {"data_type": _DLT_TYPES[kind], "nullable": name != PRIMARY_KEY}
+    if kind == "timestamp":
+        hints["timezone"] = False
+    return hints
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -100,22 +65,18 @@ def load_dataframe(df, table: str, warehouse_uri: str, state_dir: Path, retries:
 
     logging.getLogger("dlt").setLevel(logging.ERROR)  # dlt warns that arrow hints differ from ours: ours win
 
-    columns = {
-        name: {"data_type": _DLT_TYPES[kind], "nullable": name != PRIMARY_KEY, **({"timezone": False} if kind == "timestamp" else {})}
-        for name, kind in SCHEMAS[table].items()
-    }
+    columns = {name: _dlt_column(name, kind) for name, kind in SCHEMAS[table].items()}
     wh = parse_warehouse(warehouse_uri)
     pipeline = dlt.pipeline(
         pipeline_name=f"tagifai_{table}",
-        destination=_destination(warehouse_uri),
+        destination=wh.dlt_destination(),
         # DuckDB: schema raw. BigQuery: dataset <dataset>_raw, the default of dbt's raw source there.
-        dataset_name=RAW_SCHEMA if wh.kind == "duckdb" else _raw_dataset(wh),
+        dataset_name=wh.raw_dataset,
         pipelines_dir=str(state_dir),
     )
-    # Merge on id. DuckDB: dlt's default delete-insert, run in one transaction. BigQuery: dlt runs a
-    # merge script without a transaction there, so use its upsert strategy, one MERGE statement,
-    # which BigQuery applies atomically. Same result for unique ids (conform guarantees them).
-    disposition = "merge" if wh.kind == "duckdb" else {"disposition": "merge", "strategy": "upsert"}
+    # Merge on id, atomically: the warehouse says how (DuckDB: dlt's delete-insert in one transaction;
+    # BigQuery: one MERGE statement). Same result for unique ids (conform guarantees them).
+    disposition = wh.dlt_write_disposition()
     # A package left by an earlier failed load is dropped, not replayed: only this batch is loaded.
     if pipeline.has_pending_data:
         pipeline.abort_packages()
@@ -129,7 +90,9 @@ def load_dataframe(df, table: str, warehouse_uri: str, state_dir: Path, retries:
             if attempt < retries and _is_lock_error(exc):  # a concurrent writer holds DuckDB's file lock
                 time.sleep(0.5 * 2**attempt)
                 continue
-            raise SyncError(f"loading {table} into {warehouse_uri} failed; the table is unchanged: {_root_cause(exc)}") from exc
+            raise SyncError(
+                f"loading {table} into {warehouse_uri} failed; the table is unchanged: {_root_cause(exc)}"
+            ) from exc
 
 
 def sync(
@@ -149,7 +112,8 @@ def sync(
     if snapshot:
         Path(snapshot).parent.mkdir(parents=True, exist_ok=True)
         df.to_parquet(snapshot, index=False)
-    before = _count_rows(warehouse_uri, table)
+    wh = parse_warehouse(warehouse_uri)
+    before = wh.count_rows(table, RAW_SCHEMA)
     load_dataframe(df, table, warehouse_uri, Path(state_dir) / "dlt")
-    after = _count_rows(warehouse_uri, table)
+    after = wh.count_rows(table, RAW_SCHEMA)
     return SyncResult(table, source_uri, len(df), before, after, round(time.perf_counter() - start, 3))

@@ -7,6 +7,8 @@
   calls :meth:`TagifaiModel.predict`, so the threshold travels with the model) and registers a new
   version. :func:`load_model` loads it back (in any process that can import ``tagifai``).
 - :func:`get_champion` / :func:`set_champion` read and move the registry alias ``champion``.
+- :class:`Tracker` is what a study logs to: :class:`MlflowTracker`, or :class:`NullTracker` when nothing is
+  tracked (:func:`tracker_for` picks one).
 
 Settings (:func:`tagifai.config.get_settings`) fill whatever is not passed. mlflow is imported inside
 the functions.
@@ -14,12 +16,14 @@ the functions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 CHAMPION = "champion"
 #: Artifact path (``name``) of the logged model inside its run.
@@ -112,7 +116,7 @@ def configure(
 
 def _ensure_sqlite_dir(tracking_uri: str) -> None:
     if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri[len("sqlite:///"):])
+        path = Path(tracking_uri[len("sqlite:///") :])
         if str(path) not in ("", ":memory:"):
             path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -286,7 +290,7 @@ def _json_default(value: Any) -> Any:
 def load_model(uri: str, tracking_uri: str | None = None) -> Any:
     """Load a logged model (``models:/<name>/<version>``, ``models:/<name>@champion``, ``runs:/...``).
 
-    Returns the :class:`~tagifai.train.TagifaiModel` itself (sklearn flavor), so ``predict`` applies the
+    Returns the :class:`~tagifai.model.TagifaiModel` itself (sklearn flavor), so ``predict`` applies the
     same threshold as before saving.
     """
     import mlflow
@@ -302,7 +306,9 @@ def load_model(uri: str, tracking_uri: str | None = None) -> Any:
     return mlflow.sklearn.load_model(uri)
 
 
-def get_champion(name: str, alias: str = CHAMPION, tracking_uri: str | None = None) -> tuple[int, dict[str, float]] | None:
+def get_champion(
+    name: str, alias: str = CHAMPION, tracking_uri: str | None = None
+) -> tuple[int, dict[str, float]] | None:
     """``(version, metrics of its run)`` of the model version behind ``alias``, or None (no model or no alias)."""
     from mlflow.exceptions import MlflowException
 
@@ -340,3 +346,94 @@ def resolve_model_uri(model_name: str, tracking_uri: str | None = None, alias: s
         uri = tracking_uri or _state.get("tracking_uri") or _settings().mlflow_tracking_uri
         raise LookupError(f"no registered model {model_name!r} at {uri}")
     return f"models:/{model_name}/{max(int(v.version) for v in versions)}"
+
+
+# --------------------------------------------------------------------------- trackers
+
+
+class Tracker(Protocol):
+    """Where a process logs runs, params, metrics and small artifacts: :class:`MlflowTracker`, or
+    :class:`NullTracker` when nothing is tracked (callers never ask which)."""
+
+    def run(self, name: str, nested: bool | None = None) -> AbstractContextManager[Any]:
+        """A context in which the other calls log to the run ``name`` (nested: a child of the active
+        run; None: nested when a run is active)."""
+        ...
+
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
+    def log_params(self, params: Mapping[str, str]) -> None: ...
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None: ...
+
+    def log_dict(self, value: Mapping[str, Any], artifact_file: str) -> None: ...
+
+
+class NullTracker:
+    """Logs nothing: runs are empty contexts, every call a no-op."""
+
+    def run(self, name: str, nested: bool | None = None) -> AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        pass
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        pass
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        pass
+
+    def log_dict(self, value: Mapping[str, Any], artifact_file: str) -> None:
+        pass
+
+
+class MlflowTracker:
+    """Logs to MLflow: :func:`configure` (URI, experiment, artifact root) when created, then the
+    ``mlflow`` fluent API on the active run."""
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment_name: str | None = None,
+        artifact_root: str | Path | None = None,
+    ):
+        self.experiment_id = configure(tracking_uri, experiment_name, artifact_root)
+
+    def run(self, name: str, nested: bool | None = None) -> AbstractContextManager[Any]:
+        import mlflow
+
+        if nested is None:
+            nested = mlflow.active_run() is not None
+        return mlflow.start_run(run_name=name, nested=nested)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        import mlflow
+
+        mlflow.set_tags(dict(tags))
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        import mlflow
+
+        mlflow.log_params(dict(params))
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        import mlflow
+
+        mlflow.log_metric(key, value, step=step)
+
+    def log_dict(self, value: Mapping[str, Any], artifact_file: str) -> None:
+        import mlflow
+
+        mlflow.log_dict(value, artifact_file)
+
+
+def tracker_for(
+    tracking_uri: str | None = None,
+    experiment_name: str | None = None,
+    artifact_root: str | Path | None = None,
+) -> Tracker:
+    """An :class:`MlflowTracker` when a tracking URI or an experiment name is given, else a :class:`NullTracker`."""
+    if tracking_uri is None and experiment_name is None:
+        return NullTracker()
+    return MlflowTracker(tracking_uri, experiment_name, artifact_root)

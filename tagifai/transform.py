@@ -1,8 +1,8 @@
 """Transform: build the curated tables with dbt (project ``dbt_transforms/``).
 
 ``run_dbt`` calls dbt in-process through its programmatic runner and turns the outcome into a
-:class:`DbtReport` (plain data, a Markdown report, counts); ``build`` is ``dbt build`` that raises
-:class:`TransformError` when a model or a test fails.
+:class:`DbtReport` (plain data, a Markdown report, counts); :meth:`DbtReport.raise_for_failures`
+raises :class:`TransformError` when a model or a test failed.
 
 dbt's own state (``target/`` with the partial-parse manifest, ``logs/``) lives under a state folder,
 by default ``<settings.home>/dbt/<target>``, never in the project folder: the repository stays clean
@@ -22,12 +22,13 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from tagifai.warehouse import parse_warehouse
+from tagifai.warehouse import Warehouse, parse_warehouse
 
 #: Node statuses of dbt results, grouped: run results say success/error/skipped, test results
 #: pass/fail/warn/error/skipped, source freshness pass/warn/error/runtime error.
@@ -71,14 +72,16 @@ class DbtReport:
         """Flat counts, ready to log as metrics: ``models_passed``, ``models_failed``, ``models_errored``,
         ``models_skipped``, ``tests_passed``, ``tests_failed``, ``tests_errored``, ``tests_skipped``,
         ``tests_warned``. A model never "fails" in dbt's sense (only tests do); it errors."""
-        out = {f"{kind}_{state}": 0 for kind in ("models", "tests") for state in ("passed", "failed", "errored", "skipped")}
+        states = ("passed", "failed", "errored", "skipped")
+        out = {f"{kind}_{state}": 0 for kind in ("models", "tests") for state in states}
         out["tests_warned"] = 0
         for r in self.results:
             kind = {"model": "models", "test": "tests", "unit_test": "tests"}.get(r["resource_type"])
             if kind is None:
                 continue
             status = r["status"]
-            for state, group in (("passed", _PASSED), ("failed", _FAILED), ("errored", _ERRORED), ("skipped", _SKIPPED)):
+            groups = (("passed", _PASSED), ("failed", _FAILED), ("errored", _ERRORED), ("skipped", _SKIPPED))
+            for state, group in groups:
                 if status in group:
                     out[f"{kind}_{state}"] += 1
             if kind == "tests" and status in _WARNED:
@@ -94,14 +97,16 @@ class DbtReport:
         parts = []
         if models:
             parts.append(
-                f"{models} model{'' if models == 1 else 's'} ({c['models_passed']} ok, {c['models_errored']} errored, {c['models_skipped']} skipped)"
+                f"{models} model{'' if models == 1 else 's'} ({c['models_passed']} ok, "
+                f"{c['models_errored']} errored, {c['models_skipped']} skipped)"
             )
         if tests:
             parts.append(
-                f"{tests} test{'' if tests == 1 else 's'} ({c['tests_passed']} passed, {c['tests_failed']} failed, {c['tests_errored']} errored, "
-                f"{c['tests_warned']} warned, {c['tests_skipped']} skipped)"
+                f"{tests} test{'' if tests == 1 else 's'} ({c['tests_passed']} passed, {c['tests_failed']} failed, "
+                f"{c['tests_errored']} errored, {c['tests_warned']} warned, {c['tests_skipped']} skipped)"
             )
-        others = len(self.results) - sum(1 for r in self.results if r["resource_type"] in ("model", "test", "unit_test"))
+        counted = sum(1 for r in self.results if r["resource_type"] in ("model", "test", "unit_test"))
+        others = len(self.results) - counted
         if others:
             parts.append(f"{others} other nodes")
         detail = ", ".join(parts) if parts else "no nodes ran"
@@ -125,7 +130,8 @@ class DbtReport:
                 status = r["status"].upper() if r["status"] in _BAD else r["status"]
                 message = _one_line(r["message"]) if r["status"] not in _PASSED else ""
                 lines.append(
-                    f"| `{r['name']}` | {r['resource_type']} | {status} | {r['execution_time']:.2f} | {_cell(message)} |"
+                    f"| `{r['name']}` | {r['resource_type']} | {status} | {r['execution_time']:.2f} "
+                    f"| {_cell(message)} |"
                 )
             lines.append("")
         return "\n".join(lines)
@@ -135,7 +141,8 @@ class DbtReport:
         if self.success:
             return
         problems = [
-            f"{r['resource_type']} {r['name']} {'failed' if r['status'] in _FAILED else 'errored'}: {_one_line(r['message'])}"
+            f"{r['resource_type']} {r['name']} {'failed' if r['status'] in _FAILED else 'errored'}: "
+            f"{_one_line(r['message'])}"
             for r in self.failed()
         ]
         if self.error:
@@ -149,7 +156,7 @@ def run_dbt(
     command: str = "build",
     warehouse_uri: str | None = None,
     project_dir: Path | None = None,
-    target: str = "local",
+    target: str | None = None,
     state_dir: Path | None = None,
     select: list[str] | None = None,
     vars: dict | None = None,  # noqa: A002 - dbt's own name
@@ -157,9 +164,10 @@ def run_dbt(
     """Run one dbt command (``build``, ``run``, ``test``, ``compile``, ``parse``, ``source freshness``...).
 
     Reads: the dbt project (default ``settings.dbt_project_dir``) with its ``profiles.yml``, and the
-    warehouse (default ``settings.warehouse``): a ``duckdb:///`` URI sets ``TAGIFAI_DUCKDB_PATH``
-    (target ``local``), a ``bigquery://project/dataset`` URI sets ``TAGIFAI_BQ_PROJECT`` and
-    ``TAGIFAI_BQ_DATASET`` (target ``prod``) for the run; the environment is restored afterwards.
+    warehouse (default ``settings.warehouse``), which names the profile's target (default: ``local``
+    for DuckDB, ``prod`` for BigQuery) and sets the variables the profile reads for the run
+    (``TAGIFAI_DUCKDB_PATH``; ``TAGIFAI_BQ_PROJECT`` and ``TAGIFAI_BQ_DATASET``); the environment is
+    restored afterwards.
     Writes: the models' tables and views in the warehouse; dbt's target/ and logs/ under
     ``state_dir/<target>`` (default ``settings.home / "dbt"``), which also keeps the partial-parse state.
     Never raises for failing models or tests, nor for dbt errors: the report says what happened
@@ -167,45 +175,42 @@ def run_dbt(
     """
     from tagifai.config import get_settings
 
-    settings = None
-    if warehouse_uri is None or project_dir is None or state_dir is None:
-        settings = get_settings()
-    warehouse_uri = warehouse_uri or settings.warehouse
-    project_dir = Path(project_dir or settings.dbt_project_dir).resolve()
-    state_root = Path(state_dir or settings.home / "dbt").expanduser().resolve() / target
     words = command.split()
     if not words:
         raise ValueError("empty dbt command")
-
-    warehouse = parse_warehouse(warehouse_uri)
-    env: dict[str, str] = {}
-    if warehouse.kind == "duckdb":
-        env["TAGIFAI_DUCKDB_PATH"] = str(warehouse.path)
-        if words[0] in _WAREHOUSE_COMMANDS and not warehouse.path.exists():
-            return DbtReport(
-                success=False,
-                command=command,
-                error=f"warehouse file {warehouse.path} does not exist: run sync first",
-            )
-    else:
-        env["TAGIFAI_BQ_PROJECT"] = warehouse.project
-        env["TAGIFAI_BQ_DATASET"] = warehouse.dataset
-
+    settings = None
+    if warehouse_uri is None or project_dir is None or state_dir is None:
+        settings = get_settings()
+    warehouse = parse_warehouse(warehouse_uri or settings.warehouse)
+    target = target or warehouse.dbt_target
+    project_dir = Path(project_dir or settings.dbt_project_dir).resolve()
+    state_root = Path(state_dir or settings.home / "dbt").expanduser().resolve() / target
+    if words[0] in _WAREHOUSE_COMMANDS and (problem := warehouse.missing()) is not None:
+        return DbtReport(success=False, command=command, error=problem)
     args = [
         *words,
-        "--project-dir", str(project_dir),
-        "--profiles-dir", str(project_dir),
-        "--target", target,
-        "--target-path", str(state_root / "target"),
-        "--log-path", str(state_root / "logs"),
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+        "--target",
+        target,
+        "--target-path",
+        str(state_root / "target"),
+        "--log-path",
+        str(state_root / "logs"),
     ]
     if select:
         args += ["--select", *select]
     if vars:
         args += ["--vars", json.dumps(vars, sort_keys=True)]
+    return _invoke(args, command, warehouse, state_root / "logs")
 
+
+def _invoke(args: list[str], command: str, warehouse: Warehouse, log_dir: Path) -> DbtReport:
+    """Run dbt's programmatic runner with the warehouse's profile variables; its outcome as a report."""
     started = time.perf_counter()
-    with _environ(env):
+    with _environ(warehouse.dbt_env()):
         from dbt.cli.main import dbtRunner
 
         try:
@@ -213,25 +218,18 @@ def run_dbt(
         except BaseException as exc:  # dbtRunner catches nearly everything; be safe anyway
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            return DbtReport(success=False, command=command, error=_describe(exc), elapsed=time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            return DbtReport(success=False, command=command, error=_describe(exc), elapsed=elapsed)
         finally:
-            if warehouse.kind == "duckdb":
-                _release_duckdb()
+            warehouse.release()
     elapsed = time.perf_counter() - started
 
     results = [_result_dict(r) for r in getattr(outcome.result, "results", None) or []]
     error = _describe(outcome.exception) if outcome.exception is not None else None
     success = bool(outcome.success)
     if not success and error is None and not any(r["status"] in _BAD for r in results):
-        error = "dbt reported failure; see its log in " + str(state_root / "logs")
+        error = f"dbt reported failure; see its log in {log_dir}"
     return DbtReport(success=success, results=results, elapsed=elapsed, command=command, error=error)
-
-
-def build(warehouse_uri: str | None = None, **kw: Any) -> DbtReport:
-    """``dbt build`` (models and their tests, in dependency order); raise :class:`TransformError` on failure."""
-    report = run_dbt("build", warehouse_uri, **kw)
-    report.raise_for_failures()
-    return report
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -250,27 +248,6 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
-
-
-def _release_duckdb() -> None:
-    """Close the DuckDB database that dbt-duckdb may keep open in this process after a run.
-
-    The profile sets ``keep_open: false``; this also covers a profile that does not, so the file is
-    never left locked for the next reader (DuckDB refuses a second connection with another
-    configuration in the same process).
-    """
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:  # pragma: no cover - dbt-duckdb not installed
-        return
-    with DuckDBConnectionManager._LOCK:
-        env = DuckDBConnectionManager._ENV
-        DuckDBConnectionManager._ENV = None
-    if env is not None:
-        try:
-            env.close()
-        except Exception:  # noqa: BLE001 - closing is best effort
-            pass
 
 
 def _value(x: Any) -> Any:

@@ -101,7 +101,12 @@ def train_and_register(
     info = log_training(
         result.model,
         train_args,
-        metrics={"test": test["overall"], "val": result.metrics.get("val"), "test_class": test["per_class"], "test_slice": test["slices"]},
+        metrics={
+            "test": test["overall"],
+            "val": result.metrics.get("val"),
+            "test_class": test["per_class"],
+            "test_slice": test["slices"],
+        },
         registered_model_name=model_name,
         tracking_uri=tracking_uri,
         experiment_name=experiment_name,
@@ -174,7 +179,8 @@ def evaluate_and_promote(
     else:
         decision = f"champion v{champion_before['version']} f1 {champion_before['f1']:.4f} on the same data"
     report += f"\n\n## Champion\n\n{decision}; challenger f1 {metrics['overall']['f1']:.4f}: " + (
-        f"`{model_name}@champion` now points at version {version}.\n" if promoted else "champion unchanged.\n")
+        f"`{model_name}@champion` now points at version {version}.\n" if promoted else "champion unchanged.\n"
+    )
     return EvaluationOutcome(model_uri, metrics, behavioral, champion_before, promoted, report)
 
 

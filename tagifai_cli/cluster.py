@@ -1,8 +1,8 @@
 """A local Kubeflow Pipelines cluster on kind, and the deployment of manifests/ to any cluster.
 
-    python -m tagifai_cli.cluster kind-up   [--no-deploy] [--dry-run]   # make kind-up
-    python -m tagifai_cli.cluster deploy    [--overlay kind|cluster] [--dry-run]   # make deploy
-    python -m tagifai_cli.cluster kind-down [--keep-registry] [--dry-run]          # make kind-down
+    tagifai cluster kind-up   [--no-deploy] [--dry-run]                 # make kind-up
+    tagifai cluster deploy    [--overlay kind|cluster] [--dry-run]      # make deploy
+    tagifai cluster kind-down [--keep-registry] [--dry-run]             # make kind-down
 
 kind-up: a registry container on 127.0.0.1:5000 (the default TAGIFAI_REGISTRY, so `docker push
 localhost:5000/tagifai-<step>:<tag>` is what the cluster pulls), the kind cluster of
@@ -45,9 +45,9 @@ class ClusterError(RuntimeError):
 class Shell:
     """Runs commands, or prints them (``dry_run``); queries answer "nothing there" in a dry run."""
 
-    def __init__(self, dry_run: bool = False, out=sys.stdout):
+    def __init__(self, dry_run: bool = False, out=None):
         self.dry_run = dry_run
-        self.out = out
+        self.out = out or sys.stdout
 
     def run(self, *cmd: str, stdin: str | None = None, stdin_label: str = "") -> None:
         print("$ " + " ".join(cmd) + (f"  <<< {stdin_label}" if stdin is not None else ""), file=self.out, flush=True)
@@ -55,7 +55,9 @@ class Shell:
             return
         proc = subprocess.run(cmd, input=stdin, text=True, stdout=sys.stdout, stderr=subprocess.PIPE)
         if proc.returncode != 0:
-            raise ClusterError(f"{cmd[0]} {cmd[1] if len(cmd) > 1 else ''} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+            raise ClusterError(
+                f"{cmd[0]} {cmd[1] if len(cmd) > 1 else ''} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
+            )
 
     def query(self, *cmd: str) -> str | None:
         """stdout of a read-only command, None when it fails (or in a dry run)."""
@@ -68,7 +70,9 @@ class Shell:
 def _require(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        raise ClusterError(f"needs {', '.join(missing)} on PATH (kind: https://kind.sigs.k8s.io, kubectl >= 1.32, docker)")
+        raise ClusterError(
+            f"needs {', '.join(missing)} on PATH (kind: https://kind.sigs.k8s.io, kubectl >= 1.32, docker)"
+        )
 
 
 def _hosts_toml() -> str:
@@ -77,19 +81,32 @@ def _hosts_toml() -> str:
 
 def _registry_hosting() -> str:
     """The KEP-1755 ConfigMap that tells tools where the cluster's local registry is."""
-    return json.dumps({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"},
-        "data": {"localRegistryHosting.v1": f'host: "localhost:{REGISTRY_PORT}"\nhelp: "https://kind.sigs.k8s.io/docs/user/local-registry/"\n'},
-    })
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"},
+            "data": {
+                "localRegistryHosting.v1": f'host: "localhost:{REGISTRY_PORT}"\nhelp: "https://kind.sigs.k8s.io/docs/user/local-registry/"\n'
+            },
+        }
+    )
 
 
 def _db_secret(password: str) -> str:
-    return json.dumps({
-        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": "mlflow-db", "namespace": "tagifai", "labels": {"app.kubernetes.io/part-of": "tagifai"}},
-        "data": {"password": base64.b64encode(password.encode()).decode()},
-    })
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": "mlflow-db",
+                "namespace": "tagifai",
+                "labels": {"app.kubernetes.io/part-of": "tagifai"},
+            },
+            "data": {"password": base64.b64encode(password.encode()).decode()},
+        }
+    )
 
 
 def kind_up(sh: Shell, deploy_after: bool = True) -> None:
@@ -99,8 +116,19 @@ def kind_up(sh: Shell, deploy_after: bool = True) -> None:
         if sh.query("docker", "inspect", REGISTRY_NAME) is not None:
             sh.run("docker", "start", REGISTRY_NAME)
         else:
-            sh.run("docker", "run", "-d", "--restart=always", "-p", f"127.0.0.1:{REGISTRY_PORT}:5000", "--network", "bridge",
-                   "--name", REGISTRY_NAME, REGISTRY_IMAGE)
+            sh.run(
+                "docker",
+                "run",
+                "-d",
+                "--restart=always",
+                "-p",
+                f"127.0.0.1:{REGISTRY_PORT}:5000",
+                "--network",
+                "bridge",
+                "--name",
+                REGISTRY_NAME,
+                REGISTRY_IMAGE,
+            )
     clusters = (sh.query("kind", "get", "clusters") or "").split()
     if CLUSTER not in clusters:
         sh.run("kind", "create", "cluster", "--name", CLUSTER, "--config", str(KIND_CONFIG), "--wait", "180s")
@@ -108,19 +136,44 @@ def kind_up(sh: Shell, deploy_after: bool = True) -> None:
     certs = f"/etc/containerd/certs.d/localhost:{REGISTRY_PORT}"
     for node in nodes:
         sh.run("docker", "exec", node, "mkdir", "-p", certs)
-        sh.run("docker", "exec", "-i", node, "cp", "/dev/stdin", f"{certs}/hosts.toml", stdin=_hosts_toml(), stdin_label="hosts.toml")
+        sh.run(
+            "docker",
+            "exec",
+            "-i",
+            node,
+            "cp",
+            "/dev/stdin",
+            f"{certs}/hosts.toml",
+            stdin=_hosts_toml(),
+            stdin_label="hosts.toml",
+        )
     networks = sh.query("docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", REGISTRY_NAME) or "{}"
     if '"kind"' not in networks:
         sh.run("docker", "network", "connect", "kind", REGISTRY_NAME)
-    sh.run("kubectl", "--context", f"kind-{CLUSTER}", "apply", "-f", "-", stdin=_registry_hosting(), stdin_label="ConfigMap kube-public/local-registry-hosting")
+    sh.run(
+        "kubectl",
+        "--context",
+        f"kind-{CLUSTER}",
+        "apply",
+        "-f",
+        "-",
+        stdin=_registry_hosting(),
+        stdin_label="ConfigMap kube-public/local-registry-hosting",
+    )
     if deploy_after:
         deploy(sh, "kind", context=f"kind-{CLUSTER}", announce=False)
-    print(f"\nKubeflow Pipelines UI: {UI_URL}\nMLflow: {MLFLOW_URL}\n"
-          f"registry: localhost:{REGISTRY_PORT} (push the step images there: TAGIFAI_REGISTRY=localhost:{REGISTRY_PORT})\n"
-          f"submit: tagifai submit continual --host {UI_URL} --wait", file=sh.out)
+    print(
+        f"\nKubeflow Pipelines UI: {UI_URL}\nMLflow: {MLFLOW_URL}\n"
+        f"registry: localhost:{REGISTRY_PORT} "
+        f"(push the step images there: TAGIFAI_REGISTRY=localhost:{REGISTRY_PORT})\n"
+        f"submit: tagifai submit continual --host {UI_URL} --wait",
+        file=sh.out,
+    )
 
 
-def deploy(sh: Shell, overlay: str = "kind", context: str | None = None, timeout: str = "15m", announce: bool = True) -> None:
+def deploy(
+    sh: Shell, overlay: str = "kind", context: str | None = None, timeout: str = "15m", announce: bool = True
+) -> None:
     if overlay not in OVERLAYS:
         raise ClusterError(f"overlay {overlay!r}: expected one of {', '.join(OVERLAYS)}")
     if not sh.dry_run:
@@ -130,17 +183,36 @@ def deploy(sh: Shell, overlay: str = "kind", context: str | None = None, timeout
     sh.run(*kubectl, "wait", "--for", "condition=established", "--timeout=120s", "crd", "--all")
     sh.run(*kubectl, "apply", "-f", str(MANIFESTS / "tagifai" / "namespace.yaml"))
     if sh.query(*kubectl, "-n", "tagifai", "get", "secret", "mlflow-db", "-o", "name") is None:
-        sh.run(*kubectl, "create", "-f", "-", stdin=_db_secret(secrets.token_urlsafe(24)), stdin_label="Secret tagifai/mlflow-db (random password)")
+        sh.run(
+            *kubectl,
+            "create",
+            "-f",
+            "-",
+            stdin=_db_secret(secrets.token_urlsafe(24)),
+            stdin_label="Secret tagifai/mlflow-db (random password)",
+        )
     sh.run(*kubectl, "apply", "-k", str(MANIFESTS / "overlays" / overlay))
     for namespace in ("kubeflow", "tagifai"):
-        sh.run(*kubectl, "-n", namespace, "wait", "--for=condition=Available", "deployment", "--all", f"--timeout={timeout}")
+        sh.run(
+            *kubectl,
+            "-n",
+            namespace,
+            "wait",
+            "--for=condition=Available",
+            "deployment",
+            "--all",
+            f"--timeout={timeout}",
+        )
     if not announce:
         return
     if overlay == "kind":
         print(f"\nKubeflow Pipelines UI: {UI_URL}   MLflow: {MLFLOW_URL}", file=sh.out)
     else:
-        print("\nKubeflow Pipelines UI: kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80, then http://localhost:8080\n"
-              "MLflow: kubectl port-forward -n tagifai svc/mlflow 5001:5000, then http://localhost:5001", file=sh.out)
+        print(
+            "\nKubeflow Pipelines UI: kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80, then http://localhost:8080\n"
+            "MLflow: kubectl port-forward -n tagifai svc/mlflow 5001:5000, then http://localhost:5001",
+            file=sh.out,
+        )
 
 
 def kind_down(sh: Shell, keep_registry: bool = False) -> None:
@@ -151,34 +223,45 @@ def kind_down(sh: Shell, keep_registry: bool = False) -> None:
         sh.run("docker", "rm", "-f", REGISTRY_NAME)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tagifai_cli.cluster", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+# ------------------------------------------------------------------------------------------------
+# command line: `tagifai cluster ...` (tagifai_cli.main wires add_parser in; errors are raised, main prints them)
+
+
+def cmd_kind_up(args: argparse.Namespace) -> int:
+    kind_up(Shell(dry_run=args.dry_run), deploy_after=not args.no_deploy)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    deploy(Shell(dry_run=args.dry_run), args.overlay, context=args.context, timeout=args.timeout)
+    return 0
+
+
+def cmd_kind_down(args: argparse.Namespace) -> int:
+    kind_down(Shell(dry_run=args.dry_run), keep_registry=args.keep_registry)
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """``tagifai cluster kind-up|deploy|kind-down``."""
+    parser = subparsers.add_parser(
+        "cluster",
+        help="a local Kubeflow Pipelines on kind; deploy manifests/ to a cluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="cluster_command", required=True)
     up = sub.add_parser("kind-up", help="local registry + kind cluster + deploy; prints the UI address")
-    up.add_argument("--no-deploy", action="store_true")
+    up.add_argument("--no-deploy", action="store_true", help="the registry and the cluster only")
+    up.set_defaults(func=cmd_kind_up)
     dep = sub.add_parser("deploy", help="Kubeflow Pipelines 2.17.0 + tagifai to the current kubectl context")
     dep.add_argument("--overlay", default="kind", choices=OVERLAYS)
     dep.add_argument("--context", help="kubectl context (default: the current one)")
     dep.add_argument("--timeout", default="15m", help="wait for the deployments (kubectl duration)")
+    dep.set_defaults(func=cmd_deploy)
     down = sub.add_parser("kind-down", help="delete the kind cluster (and the registry container)")
     down.add_argument("--keep-registry", action="store_true")
+    down.set_defaults(func=cmd_kind_down)
     for p in (up, dep, down):
         p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    args = parser.parse_args(argv)
-    sh = Shell(dry_run=args.dry_run)
-    try:
-        if args.command == "kind-up":
-            kind_up(sh, deploy_after=not args.no_deploy)
-        elif args.command == "deploy":
-            deploy(sh, args.overlay, context=args.context, timeout=args.timeout)
-        else:
-            kind_down(sh, keep_registry=args.keep_registry)
-    except ClusterError as exc:
-        print(f"cluster {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return parser

@@ -22,7 +22,7 @@ their owner. Containers are labelled with a run token; a watcher on the engine's
 for every container, the task it ran, its image, the image's step label, its user and exit code:
 the summary's ``containers`` list, which is how a test checks that each task ran in its own image.
 
-Entry point: :func:`run_docker`, called by ``tagifai run --runner docker`` (local_run.run_local).
+Entry point: :func:`session`, used by ``tagifai run --runner docker`` (local_run.run_local).
 """
 
 from __future__ import annotations
@@ -160,12 +160,23 @@ class MlflowServer:
         self.port = free_port(self.host)
         self.url = f"http://{self.host}:{self.port}"
         cmd = [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", self.host, "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", self.backend_store_uri,
-            "--serve-artifacts", "--artifacts-destination", self.artifacts_destination.as_uri(),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            self.backend_store_uri,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            self.artifacts_destination.as_uri(),
         ]
-        self._log = open(self.log_path, "a", encoding="utf-8")
+        self._log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - open while the server runs
         self._log.write(f"$ {' '.join(cmd)}\n")
         self._log.flush()
         env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
@@ -261,7 +272,8 @@ class ContainerWatcher:
 
     def start(self) -> ContainerWatcher:
         self._events = self.client.events(
-            decode=True, since=int(time.time()) - 1,
+            decode=True,
+            since=int(time.time()) - 1,
             filters={"type": "container", "event": ["start", "die"], "label": f"{RUN_LABEL}={self.run_token}"},
         )
         self._thread = threading.Thread(target=self._watch, name="tagifai-container-watcher", daemon=True)
@@ -274,8 +286,13 @@ class ContainerWatcher:
                 cid = event.get("id") or event.get("Actor", {}).get("ID", "")
                 attrs = event.get("Actor", {}).get("Attributes", {})
                 if event.get("Action") == "start":
-                    rec = ContainerRecord(container=cid[:12], image=attrs.get("image", ""),
-                                          step_label=attrs.get(STEP_LABEL), user="", _started_ns=event.get("timeNano", 0))
+                    rec = ContainerRecord(
+                        container=cid[:12],
+                        image=attrs.get("image", ""),
+                        step_label=attrs.get(STEP_LABEL),
+                        user="",
+                        _started_ns=event.get("timeNano", 0),
+                    )
                     try:  # the container is running: read its command (which task) and user
                         info = self.client.api.inspect_container(cid)
                         rec.user = info["Config"].get("User") or ""
@@ -330,7 +347,7 @@ def _local_path(uri: str) -> Path | None:
 def _sqlite_or_duckdb_file(uri: str) -> Path | None:
     for prefix in ("sqlite:///", "duckdb:///"):
         if uri.startswith(prefix):
-            return Path(uri[len(prefix):]).expanduser().resolve()
+            return Path(uri[len(prefix) :]).expanduser().resolve()
     return None
 
 
@@ -360,7 +377,7 @@ def plan(arguments: dict, home: Path, image_user: str | None = None) -> DockerPl
     if optuna := _sqlite_or_duckdb_file(args.get("optuna_storage", "")):
         mounts.append(optuna.parent)
     mlflow_backend = None
-    tracking = args.get("mlflow_tracking_uri", None)
+    tracking = args.get("mlflow_tracking_uri")
     if tracking is not None and not tracking.startswith(("http://", "https://", "databricks")):
         mlflow_backend = tracking or f"sqlite:///{home / 'mlflow.db'}"
         if db := _sqlite_or_duckdb_file(mlflow_backend):
@@ -380,8 +397,14 @@ def plan(arguments: dict, home: Path, image_user: str | None = None) -> DockerPl
     if os.getuid() != 0:
         user = f"{os.getuid()}:{os.getgid()}"  # keep the host user's ownership of the state folder
         env["HOME"] = "/tmp"  # that uid has no home in the image
-    return DockerPlan(arguments=args, mounts=_collapse(mounts), environment=env, user=user,
-                      mlflow_backend=mlflow_backend, local_files=local_files)
+    return DockerPlan(
+        arguments=args,
+        mounts=_collapse(mounts),
+        environment=env,
+        user=user,
+        mlflow_backend=mlflow_backend,
+        local_files=local_files,
+    )
 
 
 def hand_over(paths: list[Path], uid: int = IMAGE_UID, gid: int = IMAGE_UID) -> int:
@@ -400,13 +423,11 @@ def hand_over(paths: list[Path], uid: int = IMAGE_UID, gid: int = IMAGE_UID) -> 
     return changed
 
 
-def pipeline_images(pipeline_name: str) -> dict[str, str]:
-    """executor -> image of every container task of the compiled pipeline (with the current settings)."""
+def pipeline_images(pipeline) -> dict[str, str]:
+    """executor -> image of every container task of a built pipeline."""
     from google.protobuf import json_format
 
-    from pipelines import get_pipeline
-
-    spec = json_format.MessageToDict(get_pipeline(pipeline_name).pipeline_spec)
+    spec = json_format.MessageToDict(pipeline.pipeline_spec)
     executors = spec.get("deploymentSpec", {}).get("executors", {})
     return {name: ex["container"]["image"] for name, ex in executors.items() if "container" in ex}
 
@@ -421,7 +442,8 @@ def docker_client():
         client.ping()
     except Exception as exc:
         raise DockerRunError(
-            f"no Docker engine answers ({type(exc).__name__}: {exc}); start one (bash .ci/docker.sh as root) or set DOCKER_HOST"
+            f"no Docker engine answers ({type(exc).__name__}: {exc}); "
+            "start one (bash .ci/docker.sh as root) or set DOCKER_HOST"
         ) from exc
     return client
 
@@ -436,12 +458,15 @@ def check_images(client, images: list[str]) -> dict[str, dict]:
             missing.append(image)
             continue
         config = attrs.get("Config") or {}
-        found[image] = {"id": attrs["Id"][:19], "user": config.get("User") or "",
-                        "step": (config.get("Labels") or {}).get(STEP_LABEL)}
+        found[image] = {
+            "id": attrs["Id"][:19],
+            "user": config.get("User") or "",
+            "step": (config.get("Labels") or {}).get(STEP_LABEL),
+        }
     if missing:
         raise DockerRunError(
-            f"image(s) not built: {', '.join(missing)}; build them with `make images` "
-            "(python -m tagifai_cli.images build; BASE_IMAGE=... where no registry is reachable)"
+            f"image(s) not built: {', '.join(missing)}; build them with `tagifai images build` "
+            "(`make images`; BASE_IMAGE=... where no registry is reachable)"
         )
     return found
 
@@ -462,15 +487,18 @@ def services(docker_plan: DockerPlan, home: Path, wait_for_mlflow: bool = False)
             # Launched, not awaited: the first step that talks to MLflow (optimize) comes after the
             # DataOps steps, and the MLflow client retries while the server creates its tables (about
             # 10 s on a new store here, 25 s on a loaded machine). A thread watches it come up.
-            server = MlflowServer(docker_plan.mlflow_backend, Path(home) / "mlartifacts",
-                                  Path(home) / "logs" / "mlflow-server.log").start(wait=wait_for_mlflow)
+            server = MlflowServer(
+                docker_plan.mlflow_backend, Path(home) / "mlartifacts", Path(home) / "logs" / "mlflow-server.log"
+            ).start(wait=wait_for_mlflow)
             started.append(server)
             if not wait_for_mlflow:
+
                 def watch():
                     try:
                         info["mlflow_ready_seconds"] = server.wait_ready()
                     except DockerRunError as exc:
                         info["mlflow_error"] = str(exc)
+
                 threading.Thread(target=watch, name="tagifai-mlflow-ready", daemon=True).start()
             else:
                 info["mlflow_ready_seconds"] = server.ready_seconds
@@ -502,16 +530,38 @@ def make_runner(docker_plan: DockerPlan, run_token: str):
     return local.DockerRunner(**kwargs)
 
 
-def run_docker(pipeline_name: str, arguments: dict, home: Path, quiet: bool = False, **run_local_kwargs) -> dict:
-    """Run ``pipeline_name`` under kfp.local.DockerRunner, each step in its own image; return the summary.
+@dataclass
+class DockerSession:
+    """What a pipeline run under Docker needs: the kfp runner, the rewritten arguments, and afterwards
+    the services, images and containers for the summary (:meth:`report`)."""
 
-    Checks that the engine answers and that every image of the compiled pipeline is built, starts what
-    the steps need (file server, mlflow server), runs through :func:`tagifai_cli.local_run.run_local`
-    (the same progress lines, log and summary as the subprocess runner) and adds to the summary the
-    ``containers`` that ran (task, image, step label, user, exit code) and the ``services`` used.
+    runner: object
+    arguments: dict
+    services: dict
+    images: dict
+    watcher: ContainerWatcher
+    containers: list | None = None
+
+    def close(self) -> list:
+        """Stop watching the engine (once); the containers that ran."""
+        if self.containers is None:
+            self.containers = self.watcher.stop()
+        return self.containers
+
+    def report(self) -> dict:
+        if "mlflow_error" in self.services:
+            print(f"warning: {self.services['mlflow_error']}", file=sys.stderr)
+        return {"runner": "docker", "services": self.services, "images": self.images, "containers": self.close()}
+
+
+@contextlib.contextmanager
+def session(pipeline, arguments: dict, home: Path, quiet: bool = False):
+    """Prepare a Docker run of the built ``pipeline``; yields a :class:`DockerSession`.
+
+    Checks that the engine answers and that every image of the pipeline is built, starts what the
+    steps need (file server, mlflow server) and stops it afterwards. The caller runs the pipeline with
+    ``session.runner`` and ``session.arguments`` and adds ``session.report()`` to its summary.
     """
-    from tagifai_cli.local_run import run_local
-
     home = Path(home).resolve()
     for sub in ("runs", "mlartifacts"):  # the pipeline root, and where file: experiment artifacts go
         (home / sub).mkdir(parents=True, exist_ok=True)
@@ -519,8 +569,7 @@ def run_docker(pipeline_name: str, arguments: dict, home: Path, quiet: bool = Fa
     client = docker_client()
     run_token = uuid.uuid4().hex[:12]
     with services(docker_plan, home) as service_info:  # the MLflow server comes up while we go on
-        images = pipeline_images(pipeline_name)
-        image_info = check_images(client, list(images.values()))
+        image_info = check_images(client, list(pipeline_images(pipeline).values()))
         if docker_plan.user is None:  # host root: the images' own non-root user writes the state folder
             hand_over(docker_plan.mounts)
         if not quiet:
@@ -529,16 +578,10 @@ def run_docker(pipeline_name: str, arguments: dict, home: Path, quiet: bool = Fa
                     print(f"{name.replace('_', ' ')}: {service_info[name]}")
             print("mounts: " + ", ".join(str(p) for p in docker_plan.mounts))
         watcher = ContainerWatcher(client, run_token).start()
+        current = DockerSession(
+            make_runner(docker_plan, run_token), docker_plan.arguments, service_info, image_info, watcher
+        )
         try:
-            summary = run_local(pipeline_name, docker_plan.arguments, home, runner="docker", quiet=quiet,
-                                kfp_runner=make_runner(docker_plan, run_token), **run_local_kwargs)
+            yield current
         finally:
-            containers = watcher.stop()
-    if "mlflow_error" in service_info:
-        print(f"warning: {service_info['mlflow_error']}", file=sys.stderr)
-    summary["runner"] = "docker"
-    summary["services"] = service_info
-    summary["images"] = {image: info for image, info in image_info.items()}
-    summary["containers"] = containers
-    (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return summary
+            current.close()

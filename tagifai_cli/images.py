@@ -1,11 +1,12 @@
 """Build, push and list the step images with the Docker SDK for Python (the ``docker`` package).
 
-Every step has its own image, ``<registry>/tagifai-<step>:<tag>`` (registry and tag from settings:
-TAGIFAI_REGISTRY, TAGIFAI_IMAGE_TAG), built from ``images/<step>.Dockerfile`` on top of a shared base,
-``<registry>/tagifai-base:<tag>`` (``images/base.Dockerfile``: Python, the venv with the core
-dependencies and kfp, the non-root user). ``BASE_IMAGE`` (default ``python:3.11-slim``) is what the
-shared base starts from; a host with no registry builds one from Debian packages
-(``images/debootstrap-base.sh``, or ``--debootstrap`` here).
+Every step of the step table (:mod:`tagifai.steps`) has its own image, ``<registry>/tagifai-<step>:<tag>``
+(registry and tag from settings: TAGIFAI_REGISTRY, TAGIFAI_IMAGE_TAG), built from the one parameterized
+``images/step.Dockerfile`` (build arguments ``STEP`` and ``SHARED_LOCK``) on top of a shared base,
+``<registry>/tagifai-base:<tag>`` (``images/base.Dockerfile``: Python, the venv with the core dependencies
+and kfp, the non-root user). ``BASE_IMAGE`` (default ``python:3.11-slim``) is what the shared base starts
+from; a host with no registry builds one from Debian packages (``images/debootstrap-base.sh``, or
+``--debootstrap`` here).
 
 The build context is made here, not read from the working tree as a whole: a tar of exactly the
 files the Dockerfiles copy (Dockerfiles, hashed requirement locks, the project's packages, the dbt and
@@ -13,9 +14,14 @@ Great Expectations projects), with fixed timestamps and owners, so it is small, 
 same bytes for the same sources. Dependencies are installed before the source is copied, so a rebuild
 after a source change reuses every dependency layer.
 
-    python -m tagifai_cli.images build [STEP ...] [--base-image IMAGE | --debootstrap] [--no-cache]
-    python -m tagifai_cli.images push [STEP ...]
-    python -m tagifai_cli.images list
+    tagifai images build [STEP ...] [--base-image IMAGE | --debootstrap] [--no-cache]   # make images
+    tagifai images push [STEP ...]                                                      # make push
+    tagifai images list
+    tagifai images base        # only the Debian-packages base
+
+The locks (``images/requirements/<step>.txt`` and the shared ``<lock>.txt``) are made by ``images/lock.sh``,
+which reads the step table through :func:`lock_plan` and :func:`common_pins`. This module imports nothing
+but the standard library and :mod:`tagifai.steps` at the top, so lock.sh can use it with any Python 3.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import argparse
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -31,18 +38,45 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tagifai import steps as step_table
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = ROOT / "images"
-STEPS = ("sync", "validate", "transform", "extract", "optimize", "train", "evaluate")
+LOCKS_DIR = IMAGES_DIR / "requirements"
+#: The one Dockerfile of every step image, and the shared base's (paths in the build context).
+STEP_DOCKERFILE = "images/step.Dockerfile"
+BASE_DOCKERFILE = "images/base.Dockerfile"
+#: The SHARED_LOCK build argument of a step without a shared lock (the stage ``deps-none``: the base alone).
+NO_SHARED_LOCK = "none"
+#: The step names, in the table's order (kept under this name for callers of the former hard-coded list).
+STEPS: tuple[str, ...] = step_table.NAMES
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 DEBOOTSTRAP_BASE_IMAGE = "tagifai-python:3.11-bookworm"
 STEP_LABEL = "org.tagifai.step"
+#: The extras every image holds besides its step's (the core dependencies come with any extra).
+COMMON_EXTRAS = ("kfp",)
 
 #: What the build context holds (paths relative to the project root). Everything else stays out.
-CONTEXT_PATHS = ("images", "pyproject.toml", "tagifai", "components", "pipelines", "tagifai_cli",
-                 "dbt_transforms", "great_expectations")
-_EXCLUDED_DIRS = {"__pycache__", ".pytest_cache", "target", "logs", "dbt_packages", "uncommitted", ".ipynb_checkpoints",
-                  "compiled"}
+CONTEXT_PATHS = (
+    "images",
+    "pyproject.toml",
+    "tagifai",
+    "components",
+    "pipelines",
+    "tagifai_cli",
+    "dbt_transforms",
+    "great_expectations",
+)
+_EXCLUDED_DIRS = {
+    "__pycache__",
+    ".pytest_cache",
+    "target",
+    "logs",
+    "dbt_packages",
+    "uncommitted",
+    ".ipynb_checkpoints",
+    "compiled",
+}
 _EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 
 
@@ -58,9 +92,20 @@ class BuildResult:
     seconds: float = 0.0
     size: int = 0  # bytes, the whole image
     own_size: int = 0  # bytes added on top of its parent image (the shared base for a step)
-    steps: int = 0  # Dockerfile instructions run
+    steps: int = 0  # Dockerfile instructions the engine could take from its cache (not FROM, not a global ARG)
     cached: int = 0  # of which taken from the layer cache
     log: list[str] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """One image to build: ``name`` ("base" or a step), its Dockerfile, tag, build arguments and labels."""
+
+    name: str
+    dockerfile: str
+    image: str
+    buildargs: dict[str, str]
+    labels: dict[str, str]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -75,10 +120,12 @@ def registry_and_tag(registry: str | None = None, tag: str | None = None) -> tup
     return settings.registry.rstrip("/"), settings.image_tag
 
 
-def image_name(step: str, registry: str | None = None, tag: str | None = None) -> str:
-    """``<registry>/tagifai-<step>:<tag>``; the same name the components are compiled with."""
+def image_name(name: str, registry: str | None = None, tag: str | None = None) -> str:
+    """``<registry>/tagifai-<name>:<tag>`` of a step (or "base"); the name the components are compiled with."""
     reg, t = registry_and_tag(registry, tag)
-    return f"{reg}/tagifai-{step}:{t}"
+    if name == "base":
+        return f"{reg}/tagifai-base:{t}"
+    return step_table.get(name).image(reg, t)
 
 
 def base_name(registry: str | None = None, tag: str | None = None) -> str:
@@ -87,6 +134,14 @@ def base_name(registry: str | None = None, tag: str | None = None) -> str:
 
 def default_base_image() -> str:
     return os.environ.get("BASE_IMAGE") or DEFAULT_BASE_IMAGE
+
+
+def _steps(names) -> list[str]:
+    """``names`` (default: every step of the table), or an ImageError naming the unknown ones."""
+    try:
+        return step_table.check_names(names or step_table.NAMES)
+    except ValueError as exc:
+        raise ImageError(str(exc)) from None
 
 
 def client(timeout: int = 600):
@@ -102,6 +157,105 @@ def client(timeout: int = 600):
             "or set DOCKER_HOST"
         ) from exc
     return c
+
+
+# ------------------------------------------------------------------------------------------------
+# the build plan and the locks, from the step table
+
+
+def lock_path(name: str) -> Path:
+    """``images/requirements/<name>.txt``: a step's lock, a shared lock, ``base`` or ``build``."""
+    return LOCKS_DIR / f"{name}.txt"
+
+
+def plan(
+    names: list[str] | None = None,
+    *,
+    base_image: str | None = None,
+    registry: str | None = None,
+    tag: str | None = None,
+) -> list[BuildSpec]:
+    """What :func:`build` builds, in order: the shared base, then one image per step of ``names`` (default all).
+
+    Every step image comes from :data:`STEP_DOCKERFILE` with ``STEP=<step>`` and ``SHARED_LOCK=<its shared
+    lock>`` (``none`` when it has none), on top of the shared base (``TAGIFAI_BASE``).
+    """
+    steps = _steps(names)
+    base_image = base_image or default_base_image()
+    reg, t = registry_and_tag(registry, tag)
+    base = base_name(reg, t)
+    labels = {"org.opencontainers.image.version": t, "org.tagifai.base-image": base_image}
+    specs = [BuildSpec("base", BASE_DOCKERFILE, base, {"BASE_IMAGE": base_image}, dict(labels))]
+    for name in steps:
+        step = step_table.get(name)
+        specs.append(
+            BuildSpec(
+                name,
+                STEP_DOCKERFILE,
+                step.image(reg, t),
+                {"TAGIFAI_BASE": base, "STEP": name, "SHARED_LOCK": step.shared_lock or NO_SHARED_LOCK},
+                {**labels, STEP_LABEL: name},
+            )
+        )
+    return specs
+
+
+def shared_lock_steps() -> dict[str, tuple[str, ...]]:
+    """Shared lock -> the steps that install it before their own lock (``ml`` -> optimize, train, evaluate)."""
+    return dict(step_table.SHARED_LOCKS)
+
+
+def lock_plan() -> str:
+    """What images/lock.sh compiles, one line each, steps first, then the shared locks made from them.
+
+    ``step <name> <extra> <extra>...``: ``<name>.txt`` from those pyproject extras (the step's and kfp);
+    ``shared <lock> <step> <step>...``: ``<lock>.txt``, the pins common to those steps' locks.
+    """
+    lines = [" ".join(("step", s.name, s.extra, *COMMON_EXTRAS)) for s in step_table.STEPS]
+    lines += [" ".join(("shared", lock, *names)) for lock, names in sorted(shared_lock_steps().items())]
+    return "\n".join(lines)
+
+
+_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _lock_entries(text: str) -> dict[str, tuple[str, str]]:
+    """A hashed lock as {canonical name: (the entry with that name, the entry as written)}, in file order.
+
+    An entry is a pin line and its ``--hash`` lines; the first form compares entries whatever the
+    spelling of the name (``PyYAML``, ``pyyaml``).
+    """
+    entries: dict[str, tuple[list[str], list[str]]] = {}
+    current: tuple[list[str], list[str]] | None = None
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line[0].isspace():
+            if current is None:
+                raise ValueError(f"a continuation line without a requirement: {line.strip()[:60]}")
+            current[0].append(line.strip())
+            current[1].append(line)
+            continue
+        match = _REQUIREMENT_NAME.match(line)
+        if match is None:
+            raise ValueError(f"not a requirement: {line[:60]}")
+        name = re.sub(r"[-_.]+", "-", match.group()).lower()
+        current = entries[name] = ([name + line[match.end() :]], [line])
+    return {name: ("\n".join(key), "\n".join(written)) for name, (key, written) in entries.items()}
+
+
+def common_pins(texts: list[str]) -> str:
+    """The entries (same version, same hashes) that every lock of ``texts`` holds, in the first lock's order.
+
+    A shared lock is this for the locks of the steps that share it: what each of them needs, and
+    nothing that only one of them needs (optuna stays in optimize.txt), so the shared layer is a part
+    of every image on top of it.
+    """
+    if not texts:
+        raise ValueError("common_pins needs at least one lock")
+    first, *others = [_lock_entries(t) for t in texts]
+    common = [text for name, (key, text) in first.items() if all(o.get(name, ("",))[0] == key for o in others)]
+    return "\n".join(common) + "\n"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -150,29 +304,65 @@ def build_context(root: Path = ROOT) -> io.BytesIO:
 # build
 
 
-def _stream_build(api, *, context: io.BytesIO, dockerfile: str, tag: str, buildargs: dict, labels: dict,
-                  nocache: bool, network_mode: str | None, echo) -> BuildResult:
-    result = BuildResult(name="", image=tag)
+def _write_log(name: str, log: list[str]) -> Path:
+    path = ROOT / "build" / "logs" / f"image-{name}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(log))
+    return path
+
+
+def _stream_build(
+    api, spec: BuildSpec, *, context: io.BytesIO, nocache: bool, network_mode: str | None, echo
+) -> BuildResult:
+    """Run one build through the engine's classic builder (what docker-py's ``api.build`` talks to)."""
+    result = BuildResult(name=spec.name, image=spec.image)
     context.seek(0)
     stream = api.build(
-        fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag, buildargs=buildargs,
-        labels=labels, nocache=nocache, rm=True, forcerm=True, pull=False, decode=True,
+        fileobj=context,
+        custom_context=True,
+        dockerfile=spec.dockerfile,
+        tag=spec.image,
+        buildargs=spec.buildargs,
+        labels=spec.labels,
+        nocache=nocache,
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
         network_mode=network_mode,
     )
+    in_stage = False
     for chunk in stream:
         if "error" in chunk:
-            tail = "".join(result.log[-25:])
-            hint = ""
-            if result.steps <= 2 and buildargs.get("BASE_IMAGE"):
-                hint = (f"\n(the base image {buildargs['BASE_IMAGE']} could not be found or pulled; where no registry "
-                        f"is reachable, build from Debian packages: --debootstrap or BASE_IMAGE={DEBOOTSTRAP_BASE_IMAGE})")
-            raise ImageError(f"building {tag} from {dockerfile}: {chunk['error'].strip()}{hint}\n{tail}")
+            log = _write_log(spec.name, result.log)
+            tail = [line for line in "".join(result.log).splitlines() if line.strip()][-4:]
+            hint = []
+            if not in_stage and spec.buildargs.get("BASE_IMAGE"):
+                hint = [
+                    f"the base image {spec.buildargs['BASE_IMAGE']} could not be found or pulled; where no "
+                    f"registry is reachable, build from Debian packages: --debootstrap or "
+                    f"BASE_IMAGE={DEBOOTSTRAP_BASE_IMAGE}"
+                ]
+            raise ImageError(
+                "\n".join(
+                    [
+                        f"building {spec.image} from {spec.dockerfile}: {chunk['error'].strip()} "
+                        f"(whole output: {log.relative_to(ROOT)})",
+                        *hint,
+                        *tail,
+                    ]
+                )
+            )
         if "stream" in chunk:
             text = chunk["stream"]
             result.log.append(text)
             for line in text.splitlines():
                 if line.startswith("Step "):
-                    result.steps += 1
+                    instruction = line.split(" : ", 1)[-1].split(" ", 1)[0].upper()
+                    if instruction == "FROM":
+                        in_stage = True
+                    elif in_stage:  # a global ARG (before the first FROM) and FROM never hit the cache
+                        result.steps += 1
                 elif "Using cache" in line:
                     result.cached += 1
             if echo:
@@ -180,23 +370,29 @@ def _stream_build(api, *, context: io.BytesIO, dockerfile: str, tag: str, builda
         elif "aux" in chunk and "ID" in chunk["aux"]:
             result.image_id = chunk["aux"]["ID"]
     if not result.image_id:
-        raise ImageError(f"building {tag}: the engine reported no image id\n{''.join(result.log[-25:])}")
+        raise ImageError(f"building {spec.image}: the engine reported no image id\n{''.join(result.log[-5:])}")
     return result
 
 
-def build(names: list[str] | None = None, *, base_image: str | None = None, registry: str | None = None,
-          tag: str | None = None, nocache: bool = False, network_mode: str | None = None,
-          root: Path = ROOT, verbose: bool = False, out=sys.stdout) -> list[BuildResult]:
+def build(
+    names: list[str] | None = None,
+    *,
+    base_image: str | None = None,
+    registry: str | None = None,
+    tag: str | None = None,
+    nocache: bool = False,
+    network_mode: str | None = None,
+    root: Path = ROOT,
+    verbose: bool = False,
+    out=sys.stdout,
+) -> list[BuildResult]:
     """Build the shared base and the step images ``names`` (default: all). Returns one result each.
 
     ``base_image`` (default BASE_IMAGE, else python:3.11-slim) must exist locally or be pullable by
     the engine; the shared base is rebuilt (from cache when nothing changed) before the steps.
     """
-    steps = list(names or STEPS)
-    unknown = [s for s in steps if s not in STEPS]
-    if unknown:
-        raise ImageError(f"unknown step(s) {', '.join(unknown)}; expected {', '.join(STEPS)}")
-    base_image = base_image or default_base_image()
+    specs = plan(names, base_image=base_image, registry=registry, tag=tag)
+    base_image = specs[0].buildargs["BASE_IMAGE"]
     c = client()
     try:
         c.images.get(base_image)
@@ -205,22 +401,15 @@ def build(names: list[str] | None = None, *, base_image: str | None = None, regi
             build_debootstrap_base(base_image, out=out)
         # otherwise the engine pulls it (FROM), or fails saying why
     context = build_context(root)
-    reg, t = registry_and_tag(registry, tag)
-    labels = {"org.opencontainers.image.version": t, "org.tagifai.base-image": base_image}
     echo = (lambda text: out.write(text)) if verbose else None
     results: list[BuildResult] = []
-    plan = [("base", "images/base.Dockerfile", base_name(reg, t), {"BASE_IMAGE": base_image})]
-    plan += [(s, f"images/{s}.Dockerfile", image_name(s, reg, t), {"TAGIFAI_BASE": base_name(reg, t)}) for s in steps]
     base_size = 0
-    for name, dockerfile, image, buildargs in plan:
+    for spec in specs:
         start = time.perf_counter()
-        res = _stream_build(c.api, context=context, dockerfile=dockerfile, tag=image, buildargs=buildargs,
-                            labels={**labels, **({STEP_LABEL: name} if name != "base" else {})},
-                            nocache=nocache, network_mode=network_mode, echo=echo)
-        res.name = name
+        res = _stream_build(c.api, spec, context=context, nocache=nocache, network_mode=network_mode, echo=echo)
         res.seconds = round(time.perf_counter() - start, 1)
-        res.size = int(c.images.get(image).attrs["Size"])
-        if name == "base":
+        res.size = int(c.images.get(spec.image).attrs["Size"])
+        if spec.name == "base":
             base_size = res.size
             try:
                 res.own_size = res.size - int(c.images.get(base_image).attrs["Size"])
@@ -229,8 +418,10 @@ def build(names: list[str] | None = None, *, base_image: str | None = None, regi
         else:
             res.own_size = res.size - base_size
         results.append(res)
-        out.write(f"built {image:<48} {res.size / 1e6:7.0f} MB (+{res.own_size / 1e6:.0f} MB)  "
-                  f"{res.seconds:6.1f} s  {res.cached}/{res.steps} steps cached\n")
+        out.write(
+            f"built {spec.image:<48} {res.size / 1e6:7.0f} MB (+{res.own_size / 1e6:.0f} MB)  "
+            f"{res.seconds:6.1f} s  {res.cached}/{res.steps} steps cached\n"
+        )
         out.flush()
     _write_record("build", results, base_image)
     return results
@@ -239,7 +430,9 @@ def build(names: list[str] | None = None, *, base_image: str | None = None, regi
 def build_debootstrap_base(name: str = DEBOOTSTRAP_BASE_IMAGE, force: bool = False, out=sys.stdout) -> str:
     """Build the air-gapped base from Debian packages (images/debootstrap-base.sh); needs root."""
     env = dict(os.environ, **({"FORCE": "1"} if force else {}))
-    proc = subprocess.run(["bash", str(IMAGES_DIR / "debootstrap-base.sh"), name], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", str(IMAGES_DIR / "debootstrap-base.sh"), name], env=env, capture_output=True, text=True
+    )
     out.write(proc.stdout)
     if proc.returncode != 0:
         raise ImageError(f"images/debootstrap-base.sh failed:\n{proc.stderr.strip()}")
@@ -250,15 +443,14 @@ def build_debootstrap_base(name: str = DEBOOTSTRAP_BASE_IMAGE, force: bool = Fal
 # push, list
 
 
-def push(names: list[str] | None = None, *, registry: str | None = None, tag: str | None = None,
-         out=sys.stdout) -> dict[str, str]:
+def push(
+    names: list[str] | None = None, *, registry: str | None = None, tag: str | None = None, out=sys.stdout
+) -> dict[str, str]:
     """Push the step images to their registry. Returns image -> ``<repository>@sha256:...``."""
-    unknown = [s for s in names or () if s not in STEPS]
-    if unknown:
-        raise ImageError(f"unknown step(s) {', '.join(unknown)}; expected {', '.join(STEPS)}")
+    steps = _steps(names)
     c = client()
     digests: dict[str, str] = {}
-    for step in names or STEPS:
+    for step in steps:
         image = image_name(step, registry, tag)
         repository, _, t = image.rpartition(":")
         start = time.perf_counter()
@@ -295,7 +487,7 @@ def list_images(registry: str | None = None, tag: str | None = None) -> list[dic
     c = client()
     rows = []
     base_size = None
-    for name in ("base", *STEPS):
+    for name in ("base", *step_table.NAMES):
         image = image_name(name, registry, tag)
         try:
             img = c.images.get(image)
@@ -305,9 +497,18 @@ def list_images(registry: str | None = None, tag: str | None = None) -> list[dic
         size = int(img.attrs["Size"])
         if name == "base":
             base_size = size
-        rows.append({"name": name, "image": image, "present": True, "id": img.short_id, "size": size,
-                     "own_size": size - base_size if (base_size and name != "base") else None,
-                     "user": img.attrs["Config"].get("User", ""), "created": img.attrs.get("Created", "")[:19]})
+        rows.append(
+            {
+                "name": name,
+                "image": image,
+                "present": True,
+                "id": img.short_id,
+                "size": size,
+                "own_size": size - base_size if (base_size and name != "base") else None,
+                "user": img.attrs["Config"].get("User", ""),
+                "created": img.attrs.get("Created", "")[:19],
+            }
+        )
     return rows
 
 
@@ -319,8 +520,11 @@ def _write_record(kind: str, data, base_image: str | None = None) -> None:
     except ValueError:
         record = {}
     if kind == "build":
-        record["build"] = {"base_image": base_image, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                           "images": [{k: v for k, v in asdict(r).items() if k != "log"} for r in data]}
+        record["build"] = {
+            "base_image": base_image,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "images": [{k: v for k, v in asdict(r).items() if k != "log"} for r in data],
+        }
     else:
         record.setdefault("pushed", {}).update(data)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -328,51 +532,83 @@ def _write_record(kind: str, data, base_image: str | None = None) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# command line
+# command line: `tagifai images ...` (tagifai_cli.main wires add_parser in; errors are raised, main prints them)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tagifai_cli.images", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--registry", help="image registry (TAGIFAI_REGISTRY)")
-    parser.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="build the shared base and the step images")
-    b.add_argument("steps", nargs="*", metavar="STEP", help=f"default: all of {', '.join(STEPS)}")
-    b.add_argument("--base-image", help=f"BASE_IMAGE (default: $BASE_IMAGE, else {DEFAULT_BASE_IMAGE})")
-    b.add_argument("--debootstrap", action="store_true",
-                   help=f"use (and build if missing) the Debian-packages base {DEBOOTSTRAP_BASE_IMAGE}")
-    b.add_argument("--no-cache", action="store_true", help="build every layer again")
-    b.add_argument("--network", help="network of the build containers (e.g. host); default: the engine's bridge")
-    b.add_argument("-v", "--verbose", action="store_true", help="show the engine's build output")
-    p = sub.add_parser("push", help="push the step images to the registry")
-    p.add_argument("steps", nargs="*", metavar="STEP", help="default: all")
-    sub.add_parser("list", help="list the images with their sizes")
-    sub.add_parser("base", help=f"build the Debian-packages base {DEBOOTSTRAP_BASE_IMAGE} (images/debootstrap-base.sh)")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "build":
-            base = args.base_image or (DEBOOTSTRAP_BASE_IMAGE if args.debootstrap else None)
-            start = time.perf_counter()
-            results = build(args.steps or None, base_image=base, registry=args.registry, tag=args.tag,
-                            nocache=args.no_cache, network_mode=args.network, verbose=args.verbose)
-            print(f"{len(results)} images in {time.perf_counter() - start:.1f} s (record: build/images.json)")
-        elif args.command == "push":
-            push(args.steps or None, registry=args.registry, tag=args.tag)
-        elif args.command == "base":
-            build_debootstrap_base(DEBOOTSTRAP_BASE_IMAGE)
-        else:
-            rows = list_images(args.registry, args.tag)
-            for r in rows:
-                if not r["present"]:
-                    print(f"{r['image']:<48} (not built)")
-                else:
-                    own = f"(+{r['own_size'] / 1e6:.0f} MB)" if r["own_size"] is not None else ""
-                    print(f"{r['image']:<48} {r['id']:<20} {r['size'] / 1e6:7.0f} MB {own:<12} user={r['user'] or 'root'}")
-    except ImageError as exc:
-        print(f"images: error: {exc}", file=sys.stderr)
-        return 1
+def cmd_build(args: argparse.Namespace) -> int:
+    base = args.base_image or (DEBOOTSTRAP_BASE_IMAGE if args.debootstrap else None)
+    start = time.perf_counter()
+    results = build(
+        args.steps or None,
+        base_image=base,
+        registry=args.registry,
+        tag=args.tag,
+        nocache=args.no_cache,
+        network_mode=args.network,
+        verbose=args.verbose,
+    )
+    print(f"{len(results)} images in {time.perf_counter() - start:.1f} s (record: build/images.json)")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def cmd_push(args: argparse.Namespace) -> int:
+    push(args.steps or None, registry=args.registry, tag=args.tag)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for r in list_images(args.registry, args.tag):
+        if not r["present"]:
+            print(f"{r['image']:<48} (not built)")
+        else:
+            own = f"(+{r['own_size'] / 1e6:.0f} MB)" if r["own_size"] is not None else ""
+            print(f"{r['image']:<48} {r['id']:<20} {r['size'] / 1e6:7.0f} MB {own:<12} user={r['user'] or 'root'}")
+    return 0
+
+
+def cmd_base(args: argparse.Namespace) -> int:
+    build_debootstrap_base(DEBOOTSTRAP_BASE_IMAGE, force=args.force)
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """``tagifai images build|push|list|base``."""
+    parser = subparsers.add_parser(
+        "images", help="build, push and list the step images (Docker SDK)", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(dest="images_command", required=True)
+    names = ", ".join(step_table.NAMES)
+
+    def names_flags(p: argparse.ArgumentParser, help_text: str) -> None:
+        p.add_argument("steps", nargs="*", metavar="STEP", help=help_text)
+        p.add_argument("--registry", help="image registry (TAGIFAI_REGISTRY)")
+        p.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
+
+    b = sub.add_parser("build", help="build the shared base and the step images")
+    names_flags(b, f"default: all of {names}")
+    b.add_argument("--base-image", help=f"BASE_IMAGE (default: $BASE_IMAGE, else {DEFAULT_BASE_IMAGE})")
+    b.add_argument(
+        "--debootstrap",
+        action="store_true",
+        help=f"use (and build if missing) the Debian-packages base {DEBOOTSTRAP_BASE_IMAGE}",
+    )
+    b.add_argument("--no-cache", action="store_true", help="build every layer again")
+    b.add_argument("--network", help="network of the build containers (e.g. host); default: the engine's bridge")
+    b.add_argument("-v", "--verbose", action="store_true", help="show the engine's build output")
+    b.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("push", help="push the step images to the registry; prints each pushed digest")
+    names_flags(p, "default: all")
+    p.set_defaults(func=cmd_push)
+
+    ls = sub.add_parser("list", help="list the images with their sizes")
+    ls.add_argument("--registry", help="image registry (TAGIFAI_REGISTRY)")
+    ls.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
+    ls.set_defaults(func=cmd_list)
+
+    base = sub.add_parser(
+        "base", help=f"build the Debian-packages base {DEBOOTSTRAP_BASE_IMAGE} (images/debootstrap-base.sh)"
+    )
+    base.add_argument("--force", action="store_true", help="rebuild it when it exists")
+    base.set_defaults(func=cmd_base)
+    return parser

@@ -1,13 +1,16 @@
 """Run a pipeline on this machine with kfp.local and summarise it.
 
-This is the outermost layer (DESIGN.md): the only place that knows about runners. The pipeline runs
-exactly as compiled (each step a separate process, artifacts in the local artifact store under
+This is the outermost layer (docs/architecture.md): the only place that knows about runners. The
+runner is chosen here (:func:`run_local`: kfp.local's SubprocessRunner, or its DockerRunner prepared by
+:func:`tagifai_cli.docker_run.session`), and this is the one place that writes ``last_run.json``. The
+pipeline runs exactly as compiled (each step a separate process, artifacts in the local artifact store under
 ``$TAGIFAI_HOME/runs``); this module only watches kfp's log for task starts and ends, keeps the full
 log in a file, shows one line per step, and reads the artifacts' metadata back for the summary.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import io
@@ -23,8 +26,18 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '([^']+)'")
 _END = re.compile(r"Task '([^']+)' finished with status (\w+)")
 #: Training arguments that the study does not search (left out of the printed summary, kept in the JSON).
-_FIXED_ARGS = {"accepted_tags", "min_freq", "val_size", "test_size", "seed", "refit", "threshold",
-               "threshold_strategy", "threshold_cv_folds", "threshold_quantile"}
+_FIXED_ARGS = {
+    "accepted_tags",
+    "min_freq",
+    "val_size",
+    "test_size",
+    "seed",
+    "refit",
+    "threshold",
+    "threshold_strategy",
+    "threshold_cv_folds",
+    "threshold_quantile",
+}
 _ERROR = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit)):\s+(.+)$")
 
 
@@ -117,44 +130,63 @@ def _find(outputs: dict[str, dict], prefix: str) -> list[dict]:
     return [v for k, v in sorted(outputs.items()) if k == prefix or re.fullmatch(rf"{re.escape(prefix)}(-\d+)*", k)]
 
 
+def _shown(show, out: dict):
+    """The value of one :class:`tagifai.steps.Show` in a task's outputs (None when absent)."""
+    if show.parameter and out["parameters"].get(show.parameter):
+        return out["parameters"][show.parameter]
+    meta = out["artifacts"].get(show.artifact, {}) if show.artifact else {}
+    if show.fields:
+        return {k: meta[k] for k in show.fields if k in meta} or None
+    if not show.field:
+        return meta or None
+    value = meta.get(show.field)
+    return int(value) if show.as_int and value is not None else value
+
+
 def summarise(pipeline: str, status: str, steps: list[StepEvent], run_dir: Path | None, seconds: float) -> dict:
-    """The run summary (also written to $TAGIFAI_HOME/last_run.json)."""
+    """The run summary: the steps as they ran, and what each component's :class:`tagifai.steps.Show` entries
+    take from its tasks' outputs (the step table says what every step contributes)."""
+    from tagifai import steps as step_table
+
     outputs = _read_task_outputs(run_dir) if run_dir else {}
     summary: dict = {
         "pipeline": pipeline,
         "status": status,
         "seconds": round(seconds, 2),
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "run_dir": str(run_dir) if run_dir else None,
-        "steps": [{"name": s.label or s.name, "task": s.name, "status": s.status, "seconds": s.seconds, **({"error": s.error} if s.error else {})} for s in steps],
+        "steps": [
+            {
+                "name": s.label or s.name,
+                "task": s.name,
+                "status": s.status,
+                "seconds": s.seconds,
+                **({"error": s.error} if s.error else {}),
+            }
+            for s in steps
+        ],
         "rows": {},
         "best_params": None,
         "best_validation_score": None,
         "metrics": None,
         "model_uri": None,
     }
-    for out in _find(outputs, "sync"):
-        meta = out["artifacts"].get("dataset", {})
-        if "table" in meta:
-            summary["rows"][f"raw.{meta['table']}"] = int(meta.get("rows_after", 0))
-    for out in _find(outputs, "transform"):
-        meta = out["artifacts"].get("labeled_projects", {})
-        if "rows" in meta:
-            summary["rows"]["labeled_projects"] = int(meta["rows"])
-    for out in _find(outputs, "extract"):
-        meta = out["artifacts"].get("dataset", {})
-        if "rows" in meta:
-            summary["rows"]["extracted"] = int(meta["rows"])
-            summary["dataset_hash"] = meta.get("content_hash")
-    for out in _find(outputs, "optimize"):
-        summary["best_params"] = out["artifacts"].get("best_args", {}).get("args")
-        summary["best_validation_score"] = out["artifacts"].get("metrics", {}).get("best_val_f1")
-    for out in _find(outputs, "train"):
-        metrics = out["artifacts"].get("metrics", {})
-        summary["metrics"] = {k: metrics.get(k) for k in ("precision", "recall", "f1") if k in metrics} or None
-        summary["model_uri"] = out["parameters"].get("model_uri") or out["artifacts"].get("model", {}).get("model_uri")
-    for out in _find(outputs, "evaluate"):
-        summary["evaluation"] = out["artifacts"].get("metrics", {})
+    for step in step_table.STEPS:
+        for component in step.components:
+            for out in _find(outputs, component.task_prefix):
+                for show in component.shows:
+                    value = _shown(show, out)
+                    if value is None:
+                        continue
+                    if show.artifact:
+                        meta = out["artifacts"].get(show.artifact, {})
+                        key = show.into.format_map(collections.defaultdict(str, meta))
+                    else:
+                        key = show.into
+                    if key.startswith("rows/"):
+                        summary["rows"][key.removeprefix("rows/")] = value
+                    else:
+                        summary[key] = value
     return summary
 
 
@@ -175,7 +207,9 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
         w("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in summary["metrics"].items()) + "\n")
     if summary.get("model_uri"):
         promoted = (summary.get("evaluation") or {}).get("promoted")
-        note = {1: " (now the champion)", 0: " (champion unchanged)"}.get(int(promoted) if promoted is not None else None, "")
+        note = {1: " (now the champion)", 0: " (champion unchanged)"}.get(
+            int(promoted) if promoted is not None else None, ""
+        )
         w(f"model: {summary['model_uri']}{note}\n")
     failed = [s for s in summary["steps"] if s["status"] == "failed"]
     for step in failed:
@@ -201,24 +235,50 @@ def task_labels(pipeline) -> dict[str, str]:
     return labels
 
 
-def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "subprocess", quiet: bool = False,
-              kfp_runner=None) -> dict:
-    """Run one of the pipelines (dataops, mlops, continual) with kfp.local; return the summary."""
+def run_local(
+    pipeline_name: str,
+    arguments: dict,
+    home: Path,
+    runner: str = "subprocess",
+    quiet: bool = False,
+    images: dict[str, str] | None = None,
+) -> dict:
+    """Run one of the pipelines (dataops, mlops, continual) on this machine; write and return the summary.
+
+    ``runner``: ``subprocess`` (every step a process of this Python) or ``docker`` (every step in its
+    image: ``images``, step -> image, default the settings' registry and tag).
+    """
     from kfp import local
 
-    from pipelines import get_pipeline
+    from pipelines.factory import build
 
-    if runner == "docker" and kfp_runner is None:  # docker_run starts the services and comes back with a DockerRunner
-        from tagifai_cli.docker_run import run_docker
-
-        return run_docker(pipeline_name, arguments, home, quiet=quiet)
     if runner not in ("subprocess", "docker"):
         raise ValueError(f"unknown runner {runner!r}; use subprocess or docker")
-    pipeline = get_pipeline(pipeline_name)
+    pipeline = build(pipeline_name, "local", images=images)
+    if runner == "subprocess":
+        summary = _execute(
+            pipeline, pipeline_name, arguments, home, local.SubprocessRunner(use_venv=False), "subprocess", quiet
+        )
+    else:
+        from tagifai_cli import docker_run
+
+        with docker_run.session(pipeline, arguments, home, quiet=quiet) as docker:
+            summary = _execute(pipeline, pipeline_name, docker.arguments, home, docker.runner, "docker", quiet)
+            summary.update(docker.report())
+    (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def _execute(
+    pipeline, pipeline_name: str, arguments: dict, home: Path, kfp_runner, runner_name: str, quiet: bool
+) -> dict:
+    """Run the built ``pipeline`` with ``kfp_runner``, showing progress; the summary."""
+    from kfp import local
+
     root = home / "runs"
     root.mkdir(parents=True, exist_ok=True)
     local.init(
-        runner=kfp_runner or local.SubprocessRunner(use_venv=False),
+        runner=kfp_runner,
         pipeline_root=str(root),
         raise_on_error=True,
         # No kfp caching: it keys on parameters, and the same source URI or warehouse can hold new data.
@@ -232,7 +292,7 @@ def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "su
     status = "succeeded"
     terminal = sys.stdout
     if not quiet:
-        terminal.write(f"running {pipeline_name} (kfp.local {runner} runner), log: {log_path}\n")
+        terminal.write(f"running {pipeline_name} (kfp.local {runner_name} runner), log: {log_path}\n")
     with open(log_path, "w", encoding="utf-8") as log_file:
         tee = _ProgressTee(log_file, terminal, quiet, task_labels(pipeline))
         try:
@@ -253,5 +313,4 @@ def run_local(pipeline_name: str, arguments: dict, home: Path, runner: str = "su
             step.seconds = round(time.perf_counter() - step.started, 2)
     summary = summarise(pipeline_name, status, tee.steps, run_dir, time.perf_counter() - start)
     summary["log"] = str(log_path)
-    (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary

@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-PIPELINE_NAMES = ("continual", "dataops", "mlops")
+from pipelines import NAMES as PIPELINE_NAMES
+from tagifai_cli.options import settings_from
 
 
 class CLIError(Exception):
     """An error to show as one line."""
 
 
-def _apply_settings_env(args: argparse.Namespace) -> None:
-    """Flags that are settings become TAGIFAI_* variables, so every step (a separate process) sees them."""
-    for flag, var in (("home", "TAGIFAI_HOME"), ("warehouse", "TAGIFAI_WAREHOUSE"), ("registry", "TAGIFAI_REGISTRY"),
-                      ("tag", "TAGIFAI_IMAGE_TAG"), ("mlflow_tracking_uri", "TAGIFAI_MLFLOW_TRACKING_URI"),
-                      ("optuna_storage", "TAGIFAI_OPTUNA_STORAGE"), ("data_dir", "TAGIFAI_DATA_DIR")):
-        value = getattr(args, flag, None)
-        if value:
-            os.environ[var] = str(Path(value).expanduser().resolve()) if flag in ("home", "data_dir") and "://" not in str(value) else str(value)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from tagifai.config import get_settings
     from tagifai_cli.local_run import print_summary, run_local
+    from tagifai_cli.packaging import step_images
 
-    os.environ["TAGIFAI_TARGET"] = "local"  # the plain components: pipelines/platform.yaml is for clusters
-
+    settings = settings_from(args)
+    args.num_trials = args.num_trials or settings.num_trials
+    args.model_families = args.model_families if args.model_families is not None else settings.model_families
     if args.model_families:  # a wrong name fails here, not minutes later inside the optimize step
         from tagifai.optimize import model_families
         from tagifai.train import TrainArgs
@@ -39,7 +30,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             model_families(args.model_families, TrainArgs())
         except ValueError as exc:
             raise CLIError(f"--model-families: {exc}") from exc
-    settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     sources = settings.sources()
     arguments: dict = {"warehouse": settings.warehouse, "state_dir": str(settings.home)}
@@ -59,7 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"state: {settings.home}\nwarehouse: {settings.warehouse}\nmlflow: {settings.mlflow_tracking_uri}")
         if "projects_source" in arguments:
             print(f"sources: {arguments['projects_source']}, {arguments['tags_source']}")
-    summary = run_local(args.pipeline, arguments, settings.home, runner=args.runner, quiet=args.quiet)
+    summary = run_local(
+        args.pipeline, arguments, settings.home, runner=args.runner, quiet=args.quiet, images=step_images(settings)
+    )
     print_summary(summary)
     print(f"summary: {settings.home / 'last_run.json'}")
     return 0 if summary["status"] == "succeeded" else 1
@@ -67,20 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from pipelines import NAMES
-    from tagifai_cli.packaging import COMPILED, compile_package
+    from tagifai_cli.packaging import COMPILED, compile_package, step_images
 
-    if args.by_digest:  # every step's image by the digest `make push` recorded, or stop naming what is missing
-        from tagifai_cli.images import STEPS, pushed_reference
-
-        missing = []
-        for step in STEPS:
-            ref = pushed_reference(step)
-            if ref:
-                os.environ[f"TAGIFAI_IMAGE_{step.upper()}"] = ref
-            else:
-                missing.append(step)
-        if missing:
-            raise CLIError(f"--by-digest: no pushed digest for {', '.join(missing)}; run `make images push` first")
+    settings = settings_from(args)
+    images = step_images(settings, by_digest=args.by_digest)
     targets = ["kubeflow", "vertex"] if args.target == "all" else [args.target]
     names = [args.pipeline] if args.pipeline else list(NAMES)
     for target in targets:
@@ -89,16 +71,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
         else:
             out = COMPILED / target
         for name in names:
-            print(compile_package(name, target, out, args.platform_config))
+            print(compile_package(name, target, out, settings.platform_config or None, images=images))
     return 0
 
 
-def _model(uri: str | None):
-    from tagifai.config import get_settings
+def _model(args: argparse.Namespace):
     from tagifai.tracking import load_model, resolve_model_uri
 
-    settings = get_settings()
-    uri = uri or resolve_model_uri(settings.model_name, settings.mlflow_tracking_uri)
+    settings = settings_from(args)
+    uri = args.model_uri or resolve_model_uri(settings.model_name, settings.mlflow_tracking_uri)
     return uri, load_model(uri, tracking_uri=settings.mlflow_tracking_uri)
 
 
@@ -123,7 +104,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         df = pd.DataFrame([{"title": args.title, "description": args.description or ""}])
     else:
         raise CLIError("give --title (and --description), or --input CSV")
-    uri, model = _model(args.model_uri)
+    uri, model = _model(args)
     result = predict(model, df)
     if args.output:
         result.to_csv(args.output, index=False)
@@ -137,7 +118,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tagifai.evaluate import evaluate_csv_frame
 
     df = _read_input(args.input, ("title", "description", "tag"))
-    uri, model = _model(args.model_uri)
+    uri, model = _model(args)
     metrics = evaluate_csv_frame(model, df)
     report = {k: v for k, v in metrics.items() if k in ("overall", "per_class", "slices", "confusion_matrix")}
     report["model_uri"] = uri
@@ -168,10 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--projects", help="projects source (path or URL; CSV, JSON or Parquet)")
     run.add_argument("--tags", help="tags source (path or URL; CSV, JSON or Parquet)")
     run.add_argument("--optuna-storage", help="Optuna storage URL (default sqlite in the state folder)")
-    run.add_argument("--num-trials", type=int, default=int(os.environ.get("TAGIFAI_NUM_TRIALS", "20")))
-    run.add_argument("--model-families", default=os.environ.get("TAGIFAI_MODEL_FAMILIES", ""),
-                     help="model families Optuna searches, comma-separated (of linear_svc, logreg, sgd, complement_nb); "
-                          "default: the default family only")
+    run.add_argument("--num-trials", type=int, help="Optuna trials (TAGIFAI_NUM_TRIALS; default 20)")
+    run.add_argument(
+        "--model-families",
+        help="model families Optuna searches, comma-separated (of linear_svc, logreg, sgd, complement_nb); "
+        "default: the default family only",
+    )
     run.add_argument("--seed", type=int, default=42)
     run.add_argument("--quiet", action="store_true")
     settings_flags(run)
@@ -179,44 +162,61 @@ def build_parser() -> argparse.ArgumentParser:
 
     comp = sub.add_parser("compile", help="compile the pipelines to YAML")
     comp.add_argument("pipeline", nargs="?", choices=PIPELINE_NAMES)
-    comp.add_argument("--target", default="kubeflow", choices=("kubeflow", "vertex", "all"),
-                      help="kubeflow: with kfp-kubernetes settings (two YAML documents); vertex: one document; all: both")
-    comp.add_argument("--platform-config", help="per-step settings file (TAGIFAI_PLATFORM_CONFIG; default pipelines/platform.yaml)")
-    comp.add_argument("--output-dir", help="default pipelines/compiled/<target>/ (with --target all: OUTPUT_DIR/<target>/)")
+    comp.add_argument(
+        "--target",
+        default="kubeflow",
+        choices=("kubeflow", "vertex", "all"),
+        help="kubeflow: with kfp-kubernetes settings (two YAML documents); vertex: one document; all: both",
+    )
+    comp.add_argument(
+        "--platform-config", help="per-step settings file (TAGIFAI_PLATFORM_CONFIG; default pipelines/platform.yaml)"
+    )
+    comp.add_argument(
+        "--output-dir", help="default pipelines/compiled/<target>/ (with --target all: OUTPUT_DIR/<target>/)"
+    )
     comp.add_argument("--registry", help="image registry (TAGIFAI_REGISTRY)")
     comp.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
-    comp.add_argument("--by-digest", action="store_true", help="name each step's image by its pushed digest (after make push)")
+    comp.add_argument(
+        "--by-digest", action="store_true", help="name each step's image by its pushed digest (after make push)"
+    )
     comp.set_defaults(func=cmd_compile)
 
     pred = sub.add_parser("predict", help="tag projects with the registered model")
     pred.add_argument("--title")
     pred.add_argument("--description")
-    pred.add_argument("--input", help="file of projects with title and description (CSV with , ; tab or |, JSON, Parquet; local or URL)")
+    pred.add_argument(
+        "--input",
+        help="file of projects with title and description (CSV with , ; tab or |, JSON, Parquet; local or URL)",
+    )
     pred.add_argument("--output", help="CSV to write (predicted_tag and one probability column per class)")
     pred.add_argument("--model-uri", help="default: the registry's champion, else its latest version")
     settings_flags(pred)
     pred.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser("evaluate", help="evaluate the registered model on a CSV with title, description, tag")
-    ev.add_argument("--input", required=True,
-                    help="file with title, description and tag (CSV with , ; tab or |, JSON, Parquet; local or URL); "
-                         "tags outside the model's classes count as other")
+    ev.add_argument(
+        "--input",
+        required=True,
+        help="file with title, description and tag (CSV with , ; tab or |, JSON, Parquet; local or URL); "
+        "tags outside the model's classes count as other",
+    )
     ev.add_argument("--report", help="also write a Markdown report (overall, per class, slices, confusion matrix) here")
     ev.add_argument("--model-uri", help="default: the registry's champion, else its latest version")
     settings_flags(ev)
     ev.set_defaults(func=cmd_evaluate)
 
-    from tagifai_cli import kubeflow, vertex
+    from tagifai_cli import cluster, images, kubeflow, vertex
 
     kubeflow.add_parsers(sub, PIPELINE_NAMES)
     vertex.add_parser(sub, PIPELINE_NAMES)
+    images.add_parser(sub)
+    cluster.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _apply_settings_env(args)
     try:
         return args.func(args)
     except KeyboardInterrupt:

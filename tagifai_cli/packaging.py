@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from pathlib import Path
 
 import yaml
@@ -20,24 +19,54 @@ class DeliveryError(Exception):
     """A delivery command cannot go on; the message says why and what to do."""
 
 
-def compile_package(name: str, target: str, out_dir: str | Path, platform_config: str | None = None) -> Path:
+def step_images(settings=None, by_digest: bool = False) -> dict[str, str]:
+    """Every step's image: ``<registry>/tagifai-<step>:<tag>`` from ``settings`` (default: the environment's),
+    or with ``by_digest`` the ``<registry>/tagifai-<step>@sha256:...`` that ``tagifai images push`` recorded.
+    """
+    from tagifai import steps
+    from tagifai.config import get_settings
+
+    settings = settings or get_settings()
+    steps.check_names(settings.images)
+    if not by_digest:
+        return {s.name: settings.images.get(s.name) or settings.image(s.name) for s in steps.STEPS}
+    from tagifai_cli.images import pushed_reference
+
+    refs = {s.name: pushed_reference(s.name, settings.registry, settings.image_tag) for s in steps.STEPS}
+    missing = [name for name, ref in refs.items() if not ref]
+    if missing:
+        raise DeliveryError(
+            f"--by-digest: no pushed digest for {', '.join(missing)}; run `tagifai images build` "
+            "and `tagifai images push` first"
+        )
+    return refs
+
+
+def compile_package(
+    name: str,
+    target: str,
+    out_dir: str | Path,
+    platform_config: str | None = None,
+    images: dict[str, str] | None = None,
+) -> Path:
     """Compile pipeline ``name`` for ``target`` (kubeflow or vertex) to ``out_dir/<name>.yaml``.
 
-    Images come from the settings (TAGIFAI_REGISTRY, TAGIFAI_IMAGE_TAG) at the components' import;
-    per-step execution settings from ``platform_config`` (default pipelines/platform.yaml).
+    ``images``: step -> image (default :func:`step_images` of the environment's settings); per-step
+    execution settings from ``platform_config`` (default: the settings' platform_config, else
+    pipelines/platform.yaml).
     """
-    if platform_config:
-        from pipelines.platform import CONFIG_ENV
-
-        os.environ[CONFIG_ENV] = str(Path(platform_config).expanduser().resolve())
     from kfp import compiler
 
-    from pipelines import get_pipeline
+    from pipelines import platform
+    from pipelines.factory import build
+    from tagifai.config import get_settings
 
+    config = platform_config or get_settings().platform_config or None
+    pipeline = build(name, target, images=images or step_images(), settings=platform.load(config))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.yaml"
-    compiler.Compiler().compile(get_pipeline(name, target), str(path))
+    compiler.Compiler().compile(pipeline, str(path))
     return path
 
 
@@ -61,8 +90,14 @@ def package_digest(path: str | Path) -> str:
 def input_types(spec: dict) -> dict[str, dict]:
     """name -> {"type": parameterType, "default": value or absent} of the pipeline's parameters."""
     params = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
-    return {name: {"type": d.get("parameterType", "STRING"), **({"default": d["defaultValue"]} if "defaultValue" in d else {}),
-                   "optional": bool(d.get("isOptional"))} for name, d in params.items()}
+    return {
+        name: {
+            "type": d.get("parameterType", "STRING"),
+            **({"default": d["defaultValue"]} if "defaultValue" in d else {}),
+            "optional": bool(d.get("isOptional")),
+        }
+        for name, d in params.items()
+    }
 
 
 def parse_assignments(items: list[str] | None, what: str = "--param") -> dict[str, str]:
@@ -104,8 +139,10 @@ def typed_parameters(spec: dict, given: dict, defaults: dict | None = None) -> d
     types = input_types(spec)
     unknown = sorted(set(given) - set(types))
     if unknown:
-        raise DeliveryError(f"unknown parameter(s) {', '.join(unknown)} for pipeline "
-                            f"{spec['pipelineInfo']['name']}; it takes {', '.join(sorted(types))}")
+        raise DeliveryError(
+            f"unknown parameter(s) {', '.join(unknown)} for pipeline "
+            f"{spec['pipelineInfo']['name']}; it takes {', '.join(sorted(types))}"
+        )
     values = {k: v for k, v in (defaults or {}).items() if k in types and k not in given}
     values.update(given)
     missing = sorted(n for n, t in types.items() if "default" not in t and not t["optional"] and n not in values)
@@ -146,11 +183,11 @@ def parse_time(value: str) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise DeliveryError(f"time {value!r}: expected ISO 8601 (2024-01-31 or 2024-01-31T06:00:00Z)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def intervals(cron: str, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -188,6 +225,8 @@ def render_interval(params: dict, start: dt.datetime, end: dt.datetime) -> dict:
             try:
                 value = value.format(start=_Stamp(start), end=_Stamp(end))
             except (KeyError, IndexError, ValueError) as exc:
-                raise DeliveryError(f"parameter {key}={value!r}: only {{start}} and {{end}} can be filled in ({exc})") from None
+                raise DeliveryError(
+                    f"parameter {key}={value!r}: only {{start}} and {{end}} can be filled in ({exc})"
+                ) from None
         out[key] = value
     return out

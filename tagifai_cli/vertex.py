@@ -7,9 +7,12 @@ kfp-kubernetes settings, which Vertex cannot load) compiled now from the pipelin
 account given) and can wait for its final state, ``schedule`` creates a ``PipelineJobSchedule``.
 
 Step images come from the same registry setting as everywhere (``--registry``/TAGIFAI_REGISTRY, an
-Artifact Registry path such as ``europe-west4-docker.pkg.dev/PROJECT/tagifai``). Each Vertex step is
-its own pod with an ephemeral disk, so the warehouse must be BigQuery and MLflow a tracking server:
-the commands refuse a run that would use the embedded DuckDB or SQLite files.
+Artifact Registry path such as ``europe-west4-docker.pkg.dev/PROJECT/tagifai``; ``--by-digest`` for the
+pushed digests). Each Vertex step is its own pod with an ephemeral disk, so the warehouse must be BigQuery
+and MLflow a tracking server: the commands refuse a run that would use the embedded DuckDB or SQLite files.
+The package options come from :mod:`tagifai_cli.options` (shared with ``tagifai submit``); the project,
+region, pipeline root, service account and API endpoint from the flags, else the settings
+(``TAGIFAI_VERTEX_*``; the project also from GOOGLE_CLOUD_PROJECT).
 """
 
 from __future__ import annotations
@@ -20,75 +23,67 @@ import re
 import sys
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-from tagifai_cli.packaging import (
-    DeliveryError,
-    check_cron,
-    compile_package,
-    iso,
-    parse_assignments,
-    parse_time,
-    pipeline_spec,
-    read_documents,
-    typed_parameters,
+from tagifai_cli.options import (
+    add_package_arguments,
+    given_parameters,
+    package_from,
+    pipeline_parameters,
+    settings_from,
 )
+from tagifai_cli.packaging import DeliveryError, check_cron, input_types, iso, parse_assignments, parse_time
 
-DEFAULT_REGION = "us-central1"
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _REMOTE_TRACKING = ("http://", "https://", "databricks")
 
 
-def load_package(pipeline: str | None, package: str | None, platform_config: str | None, workdir: str) -> tuple[Path, dict]:
-    if package:
-        path = Path(package)
-        if not path.exists():
-            raise DeliveryError(f"{package}: no such file")
-    else:
-        path = compile_package(pipeline or "continual", "vertex", workdir, platform_config)
-    docs = read_documents(path)
-    if len(docs) != 1:
-        raise DeliveryError(f"{path}: {len(docs)} YAML documents (kfp-kubernetes settings); Vertex AI loads one: "
-                            "compile it with `tagifai compile --target vertex`")
-    spec = pipeline_spec(path)
-    if pipeline and spec["pipelineInfo"]["name"] != pipeline:
-        raise DeliveryError(f"{path} holds pipeline {spec['pipelineInfo']['name']!r}, not {pipeline!r}")
-    return path, spec
+def parameters(spec: dict, given: dict, settings=None) -> dict:
+    """Typed parameters for a Vertex run; BigQuery and a tracking server are required, not DuckDB/SQLite.
 
+    The warehouse and tracking URI default to the settings' when those are BigQuery and a server.
+    """
+    if settings is None:
+        from tagifai.config import get_settings
 
-def parameters(spec: dict, given: dict) -> dict:
-    """Typed parameters for a Vertex run; BigQuery and a tracking server are required, not DuckDB/SQLite."""
-    from tagifai.config import PUBLIC_SOURCES
+        settings = get_settings()
+    from tagifai.warehouse import parse_warehouse
 
-    inputs = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
-    defaults: dict = {"projects_source": PUBLIC_SOURCES["projects"], "tags_source": PUBLIC_SOURCES["tags"]}
-    env_warehouse = os.environ.get("TAGIFAI_WAREHOUSE", "")
-    if env_warehouse.startswith("bigquery://"):
-        defaults["warehouse"] = env_warehouse
-    env_tracking = os.environ.get("TAGIFAI_MLFLOW_TRACKING_URI", "")
-    if env_tracking.startswith(_REMOTE_TRACKING):
-        defaults["mlflow_tracking_uri"] = env_tracking
-    if "warehouse" in inputs:
-        warehouse = given.get("warehouse", defaults.get("warehouse", ""))
-        if not warehouse.startswith("bigquery://"):
-            raise DeliveryError("Vertex AI runs each step in its own pod: the warehouse must be BigQuery "
-                                "(--param warehouse=bigquery://PROJECT/DATASET or TAGIFAI_WAREHOUSE)")
-        defaults.setdefault("dbt_target", "prod")
-    if "mlflow_tracking_uri" in inputs:
-        tracking = given.get("mlflow_tracking_uri", defaults.get("mlflow_tracking_uri", ""))
-        if not tracking.startswith(_REMOTE_TRACKING):
-            raise DeliveryError("Vertex AI runs each step in its own pod: MLflow must be a tracking server "
-                                "(--param mlflow_tracking_uri=https://... or TAGIFAI_MLFLOW_TRACKING_URI)")
-    return typed_parameters(spec, given, defaults)
+    def shared(uri: str) -> bool:
+        return bool(uri) and parse_warehouse(uri).shared_across_pods
+
+    inputs = input_types(spec)
+    defaults: dict = {}
+    if shared(settings.warehouse):
+        defaults["warehouse"] = settings.warehouse
+    if settings.mlflow_tracking_uri.startswith(_REMOTE_TRACKING):
+        defaults["mlflow_tracking_uri"] = settings.mlflow_tracking_uri
+    warehouse = str(given.get("warehouse", defaults.get("warehouse", "")))
+    if "warehouse" in inputs and not shared(warehouse):
+        raise DeliveryError(
+            "Vertex AI runs each step in its own pod: the warehouse must be one every pod reaches, "
+            "e.g. BigQuery "
+            "(--param warehouse=bigquery://PROJECT/DATASET or TAGIFAI_WAREHOUSE)"
+        )
+    tracking = str(given.get("mlflow_tracking_uri", defaults.get("mlflow_tracking_uri", "")))
+    if "mlflow_tracking_uri" in inputs and not tracking.startswith(_REMOTE_TRACKING):
+        raise DeliveryError(
+            "Vertex AI runs each step in its own pod: MLflow must be a tracking server "
+            "(--param mlflow_tracking_uri=https://... or TAGIFAI_MLFLOW_TRACKING_URI)"
+        )
+    return pipeline_parameters(spec, given, defaults)
 
 
 def labels(pipeline: str, given: dict) -> dict:
     out = {"app": "tagifai", "pipeline": pipeline, **given}
     for key, value in out.items():
         if not _LABEL.match(key) or not _LABEL_VALUE.match(value):
-            raise DeliveryError(f"label {key}={value!r}: keys and values are lowercase letters, digits, _ and - "
-                                "(at most 63; a key starts with a letter)")
+            raise DeliveryError(
+                f"label {key}={value!r}: keys and values are lowercase letters, digits, _ and - "
+                "(at most 63; a key starts with a letter)"
+            )
     return out
 
 
@@ -97,20 +92,40 @@ def _credentials():
     return None
 
 
-def build_job(package: str | Path, *, project: str, region: str, pipeline_root: str, parameter_values: dict,
-              job_labels: dict, enable_caching: bool | None, display_name: str, job_id: str | None = None,
-              credentials=None, api_endpoint: str | None = None, api_transport: str | None = None):
+def build_job(
+    package: str | Path,
+    *,
+    project: str,
+    region: str,
+    pipeline_root: str,
+    parameter_values: dict,
+    job_labels: dict,
+    enable_caching: bool | None,
+    display_name: str,
+    job_id: str | None = None,
+    credentials=None,
+    api_endpoint: str | None = None,
+    api_transport: str | None = None,
+):
     """The ``PipelineJob`` for a compiled Vertex package (built offline; nothing is sent)."""
     if not project:
         raise DeliveryError("no Google Cloud project: --project, TAGIFAI_VERTEX_PROJECT or GOOGLE_CLOUD_PROJECT")
     if not pipeline_root.startswith("gs://"):
-        raise DeliveryError(f"pipeline root {pipeline_root!r}: expected gs://BUCKET/PATH (--pipeline-root or TAGIFAI_VERTEX_PIPELINE_ROOT)")
+        raise DeliveryError(
+            f"pipeline root {pipeline_root!r}: expected gs://BUCKET/PATH "
+            "(--pipeline-root or TAGIFAI_VERTEX_PIPELINE_ROOT)"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from google.cloud import aiplatform
     if api_endpoint or api_transport:
-        aiplatform.init(project=project, location=region, credentials=credentials, api_endpoint=api_endpoint,
-                        api_transport=api_transport)
+        aiplatform.init(
+            project=project,
+            location=region,
+            credentials=credentials,
+            api_endpoint=api_endpoint,
+            api_transport=api_transport,
+        )
     return aiplatform.PipelineJob(
         display_name=display_name,
         template_path=str(package),
@@ -129,27 +144,56 @@ def console_url(project: str, region: str, job_id: str) -> str:
     return f"https://console.cloud.google.com/vertex-ai/locations/{region}/pipelines/runs/{job_id}?project={project}"
 
 
-def _job(args, workdir: str):
-    path, spec = load_package(args.pipeline, args.package, args.platform_config, workdir)
-    name = spec["pipelineInfo"]["name"]
-    params = parameters(spec, parse_assignments(args.param))
+@dataclass
+class Place:
+    """Where and as whom a job runs: the flags, else the settings (TAGIFAI_VERTEX_*)."""
+
+    project: str
+    region: str
+    pipeline_root: str
+    service_account: str | None
+    api_endpoint: str | None
+
+    @classmethod
+    def of(cls, args, settings) -> Place:
+        return cls(
+            project=args.project or settings.vertex_project or os.environ.get("GOOGLE_CLOUD_PROJECT", ""),
+            region=args.region or settings.vertex_region,
+            pipeline_root=args.pipeline_root or settings.vertex_pipeline_root,
+            service_account=args.service_account or settings.vertex_service_account or None,
+            api_endpoint=args.api_endpoint or settings.vertex_api_endpoint or None,
+        )
+
+
+def _job(args, settings, place: Place, workdir: str):
+    pkg = package_from(args, "vertex", workdir, settings)
+    params = parameters(pkg.spec, given_parameters(args), settings)
     job = build_job(
-        path, project=args.project, region=args.region, pipeline_root=args.pipeline_root, parameter_values=params,
-        job_labels=labels(name, parse_assignments(args.label, "--label")),
+        pkg.path,
+        project=place.project,
+        region=place.region,
+        pipeline_root=place.pipeline_root,
+        parameter_values=params,
+        job_labels=labels(pkg.name, parse_assignments(args.label, "--label")),
         enable_caching={None: None, "on": True, "off": False}[args.caching],
-        display_name=args.display_name or f"tagifai-{name}", job_id=getattr(args, "job_id", None),
-        credentials=_credentials(), api_endpoint=args.api_endpoint, api_transport=args.api_transport,
+        display_name=args.display_name or f"tagifai-{pkg.name}",
+        job_id=getattr(args, "job_id", None),
+        credentials=_credentials(),
+        api_endpoint=place.api_endpoint,
+        api_transport=args.api_transport,
     )
-    print(f"vertex: project {args.project} region {args.region} pipeline root {args.pipeline_root}")
+    print(f"vertex: project {place.project} region {place.region} pipeline root {place.pipeline_root}")
     print("parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()))
-    return name, job
+    return pkg.name, job
 
 
 def cmd_run(args) -> int:
+    settings = settings_from(args)
+    place = Place.of(args, settings)
     with tempfile.TemporaryDirectory(prefix="tagifai-vertex-") as workdir:
-        name, job = _job(args, workdir)
-        job.submit(service_account=args.service_account, network=args.network)
-    print(f"pipeline job {job.resource_name}\n{console_url(args.project, args.region, job.job_id)}")
+        name, job = _job(args, settings, place, workdir)
+        job.submit(service_account=place.service_account, network=args.network)
+    print(f"pipeline job {job.resource_name}\n{console_url(place.project, place.region, job.job_id)}")
     if not args.wait:
         return 0
     try:
@@ -165,8 +209,10 @@ def cmd_schedule(args) -> int:
     cron = check_cron(args.cron)
     if args.timezone:
         cron = f"TZ={args.timezone} {cron}"
+    settings = settings_from(args)
+    place = Place.of(args, settings)
     with tempfile.TemporaryDirectory(prefix="tagifai-vertex-") as workdir:
-        name, job = _job(args, workdir)
+        name, job = _job(args, settings, place, workdir)
         schedule = job.create_schedule(
             cron=cron,
             display_name=args.name or f"tagifai-{name}-schedule",
@@ -175,11 +221,13 @@ def cmd_schedule(args) -> int:
             allow_queueing=args.allow_queueing,
             max_run_count=args.max_run_count,
             max_concurrent_run_count=args.max_concurrency,
-            service_account=args.service_account,
+            service_account=place.service_account,
             network=args.network,
         )
-    print(f"schedule {schedule.resource_name}: cron {cron!r}, max concurrency {args.max_concurrency}, "
-          f"queueing {'on' if args.allow_queueing else 'off (a run due while one is running is skipped)'}")
+    print(
+        f"schedule {schedule.resource_name}: cron {cron!r}, max concurrency {args.max_concurrency}, "
+        f"queueing {'on' if args.allow_queueing else 'off (a run due while one is running is skipped)'}"
+    )
     return 0
 
 
@@ -189,23 +237,22 @@ def add_parser(sub, pipeline_names) -> None:
     vsub = vertex.add_subparsers(dest="vertex_command", required=True)
 
     def common(p):
-        p.add_argument("pipeline", nargs="?", choices=pipeline_names, help="default continual, or the pipeline in --package")
-        p.add_argument("--package", help="a compiled Vertex package (default: compile the pipeline now with --target vertex)")
-        p.add_argument("--platform-config", help="per-step settings file when compiling (default pipelines/platform.yaml)")
-        p.add_argument("--registry", help="image registry, e.g. REGION-docker.pkg.dev/PROJECT/REPO (TAGIFAI_REGISTRY)")
-        p.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
-        p.add_argument("--project", default=os.environ.get("TAGIFAI_VERTEX_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT"))
-        p.add_argument("--region", default=os.environ.get("TAGIFAI_VERTEX_REGION", DEFAULT_REGION))
-        p.add_argument("--pipeline-root", default=os.environ.get("TAGIFAI_VERTEX_PIPELINE_ROOT", ""),
-                       help="gs://BUCKET/PATH for the run's artifacts (TAGIFAI_VERTEX_PIPELINE_ROOT)")
-        p.add_argument("--service-account", default=os.environ.get("TAGIFAI_VERTEX_SERVICE_ACCOUNT"),
-                       help="service account the steps run as (TAGIFAI_VERTEX_SERVICE_ACCOUNT)")
+        add_package_arguments(p, pipeline_names, "vertex")
+        p.add_argument("--project", help="Google Cloud project (TAGIFAI_VERTEX_PROJECT, else GOOGLE_CLOUD_PROJECT)")
+        p.add_argument("--region", help="Vertex AI region (TAGIFAI_VERTEX_REGION; default us-central1)")
+        p.add_argument(
+            "--pipeline-root", help="gs://BUCKET/PATH for the run's artifacts (TAGIFAI_VERTEX_PIPELINE_ROOT)"
+        )
+        p.add_argument("--service-account", help="service account the steps run as (TAGIFAI_VERTEX_SERVICE_ACCOUNT)")
         p.add_argument("--network", help="VPC network to peer (projects/NUMBER/global/networks/NAME)")
         p.add_argument("--display-name")
-        p.add_argument("--label", action="append", metavar="KEY=VALUE", help="a job label (repeat); app=tagifai and pipeline=<name> are added")
-        p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a pipeline parameter (repeat)")
-        p.add_argument("--caching", choices=("on", "off"), help="override every step's compiled caching option")
-        p.add_argument("--api-endpoint", default=os.environ.get("TAGIFAI_VERTEX_API_ENDPOINT"), help=argparse.SUPPRESS)
+        p.add_argument(
+            "--label",
+            action="append",
+            metavar="KEY=VALUE",
+            help="a job label (repeat); app=tagifai and pipeline=<name> are added",
+        )
+        p.add_argument("--api-endpoint", help=argparse.SUPPRESS)  # TAGIFAI_VERTEX_API_ENDPOINT
         p.add_argument("--api-transport", choices=("grpc", "rest"), help=argparse.SUPPRESS)
 
     p = vsub.add_parser("run", help="submit a PipelineJob")
@@ -222,7 +269,9 @@ def add_parser(sub, pipeline_names) -> None:
     p.add_argument("--start", help="ISO 8601")
     p.add_argument("--end", help="ISO 8601")
     p.add_argument("--max-concurrency", type=int, default=1)
-    p.add_argument("--allow-queueing", action="store_true", help="queue a run that is due while max concurrency is reached")
+    p.add_argument(
+        "--allow-queueing", action="store_true", help="queue a run that is due while max concurrency is reached"
+    )
     p.add_argument("--max-run-count", type=int, help="stop after this many runs")
     p.set_defaults(func=cmd_schedule)
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The shared copy of the Made With ML data (see ../shared/data/madewithml/SOURCES.md); DATA_DIR overrides.
-DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data" / "madewithml")
+#: The vendored Made With ML data (data/madewithml/README.md); DATA_DIR overrides.
+DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 
 
 def load_labeled_projects(data_dir: Path = DATA_DIR) -> pd.DataFrame:

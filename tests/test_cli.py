@@ -17,7 +17,9 @@ def test_progress_tee_tracks_steps_and_failure_details():
     tee.write("      - expect_column_values_to_not_be_null on column 'title': 1 unexpected\n")
     tee.write("Task 'validate-table' finished with status FAILURE\n")
     assert [(s.name, s.label, s.status) for s in tee.steps] == [
-        ("sync", "sync", "succeeded"), ("validate-table", "validate-projects", "failed")]
+        ("sync", "sync", "succeeded"),
+        ("validate-table", "validate-projects", "failed"),
+    ]
     assert tee.steps[1].error.startswith("DataValidationError: Data validation failed for 'raw.projects'")
     assert "not_be_null on column 'title'" in tee.steps[1].error
     assert "noise" in log.getvalue() and "noise" not in term.getvalue()
@@ -28,12 +30,20 @@ def test_summary_reads_artifact_metadata(tmp_path):
     run = tmp_path / "run"
     for task, payload in {
         "sync": {"artifacts": {"dataset": {"artifacts": [{"metadata": {"table": "projects", "rows_after": 764}}]}}},
-        "train": {"artifacts": {"metrics": {"artifacts": [{"metadata": {"precision": 0.9, "recall": 0.8, "f1": 0.85, "num_samples": 10}}]}},
-                  "parameterValues": {"model_uri": "models:/tagifai/3"}},
+        "train": {
+            "artifacts": {
+                "metrics": {
+                    "artifacts": [{"metadata": {"precision": 0.9, "recall": 0.8, "f1": 0.85, "num_samples": 10}}]
+                }
+            },
+            "parameterValues": {"model_uri": "models:/tagifai/3"},
+        },
     }.items():
         (run / task).mkdir(parents=True)
         (run / task / "executor_output.json").write_text(json.dumps(payload))
-    summary = summarise("continual", "succeeded", [StepEvent("sync", label="sync-projects", status="succeeded", seconds=1.0)], run, 2.0)
+    summary = summarise(
+        "continual", "succeeded", [StepEvent("sync", label="sync-projects", status="succeeded", seconds=1.0)], run, 2.0
+    )
     assert summary["rows"] == {"raw.projects": 764}
     assert summary["metrics"] == {"precision": 0.9, "recall": 0.8, "f1": 0.85}
     assert summary["model_uri"] == "models:/tagifai/3"

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tagifai import steps as step_table
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPILED = ROOT / "pipelines" / "compiled"
 PIPELINES = ["continual", "dataops", "mlops"]
 TARGETS = ["kubeflow", "vertex"]
-STEPS = {"sync", "validate", "transform", "extract", "optimize", "train", "evaluate"}
+STEPS = set(step_table.NAMES)
 
 
 def _clean_env(**extra):
@@ -28,8 +30,13 @@ def _clean_env(**extra):
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp("compiled")
-    subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "--target", "all", "--output-dir", str(out)],
-                   check=True, cwd=ROOT, env=_clean_env(), capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "tagifai_cli.main", "compile", "--target", "all", "--output-dir", str(out)],
+        check=True,
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+    )
     return out
 
 
@@ -42,7 +49,9 @@ def _spec(path: Path) -> dict:
 def test_committed_yaml_is_what_the_code_compiles_to(compiled, target, name):
     committed = COMPILED / target / f"{name}.yaml"
     assert committed.exists(), f"{committed} missing: run `make compile`"
-    assert (compiled / target / f"{name}.yaml").read_text() == committed.read_text(), f"{committed} is stale: run `make compile`"
+    assert (compiled / target / f"{name}.yaml").read_text() == committed.read_text(), (
+        f"{committed} is stale: run `make compile`"
+    )
 
 
 def test_no_stale_yaml_beside_the_flavours():
@@ -67,10 +76,31 @@ def test_every_task_names_its_steps_image(compiled, target, name):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_registry_and_tag_are_settings_not_code(tmp_path, target):
-    subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--target", target, "--output-dir", str(tmp_path),
-                    "--registry", "europe-docker.pkg.dev/p/r", "--tag", "v9"], check=True, cwd=ROOT, env=_clean_env(), capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tagifai_cli.main",
+            "compile",
+            "mlops",
+            "--target",
+            target,
+            "--output-dir",
+            str(tmp_path),
+            "--registry",
+            "europe-docker.pkg.dev/p/r",
+            "--tag",
+            "v9",
+        ],
+        check=True,
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+    )
     images = {e["container"]["image"] for e in _spec(tmp_path / "mlops.yaml")["deploymentSpec"]["executors"].values()}
-    assert images == {f"europe-docker.pkg.dev/p/r/tagifai-{s}:v9" for s in ("extract", "validate", "optimize", "train", "evaluate")}
+    assert images == {
+        f"europe-docker.pkg.dev/p/r/tagifai-{s}:v9" for s in ("extract", "validate", "optimize", "train", "evaluate")
+    }
 
 
 def test_compiled_yaml_loads_back_with_the_sdk(compiled):
@@ -83,31 +113,93 @@ def test_compiled_yaml_loads_back_with_the_sdk(compiled):
             assert bool(component.platform_spec.platforms) == (target == "kubeflow")
 
 
-def test_local_runs_get_the_plain_pipeline(monkeypatch):
-    """`tagifai run` builds for the local target: no platform settings (kfp.local would honour retries)."""
-    from pipelines import get_pipeline
+def _images(pipeline) -> dict[str, str]:
+    from google.protobuf import json_format
 
-    monkeypatch.delenv("TAGIFAI_TARGET", raising=False)
-    pipeline = get_pipeline("dataops")
+    spec = json_format.MessageToDict(pipeline.pipeline_spec)
+    return {k: e["container"]["image"] for k, e in spec["deploymentSpec"]["executors"].items()}
+
+
+def test_local_runs_get_the_plain_pipeline():
+    """`tagifai run` builds for the local target: images, no platform settings (kfp.local would honour retries)."""
+    from pipelines.factory import build
+
+    pipeline = build("dataops")
     spec = pipeline.pipeline_spec
     tasks = spec.root.dag.tasks
     assert not pipeline.platform_spec.platforms
     assert all(not t.HasField("retry_policy") for t in tasks.values())
-    assert get_pipeline("dataops", "kubeflow").platform_spec.platforms["kubernetes"]
+    assert build("dataops", "kubeflow").platform_spec.platforms["kubernetes"]
+
+
+def test_builds_take_their_arguments_and_nothing_else():
+    """Two builds with different images in one process: each gets its own (no module state between builds)."""
+    from pipelines.factory import build
+    from pipelines.platform import default_images
+
+    mine = {step: image.replace("localhost:5000", "example.org/x") for step, image in default_images().items()}
+    first = _images(build("mlops", "vertex", images=mine))
+    second = _images(build("mlops", "vertex"))
+    assert set(first.values()) == {mine[s] for s in ("extract", "validate", "optimize", "train", "evaluate")}
+    assert all(image.startswith("localhost:5000/") for image in second.values())
+    with pytest.raises(ValueError, match="no image for step"):
+        build("mlops", images={"train": "x"})
+
+
+def test_local_docker_runs_take_the_task_image():
+    """kfp.local runs a pipeline from its compiled spec: the image set on the task is the executor's image,
+    which is what DockerRunner starts (tests/docker run it for real)."""
+    from pipelines.factory import build
+    from pipelines.platform import default_images
+
+    images = dict(default_images(), train="registry.test/tagifai-train:abc")
+    executors = _images(build("mlops", "local", images=images))
+    assert executors["exec-train"] == "registry.test/tagifai-train:abc"
 
 
 def test_one_steps_image_can_be_pinned_by_digest(tmp_path):
-    """What `tagifai compile --by-digest` does for every step after `make push`: TAGIFAI_IMAGE_<STEP>."""
+    """TAGIFAI_IMAGES pins single steps (what `--by-digest` does for every step after `tagifai images push`)."""
     pinned = "localhost:5000/tagifai-train@sha256:" + "a" * 64
-    subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--target", "vertex", "--output-dir", str(tmp_path)],
-                   check=True, cwd=ROOT, env=_clean_env(TAGIFAI_IMAGE_TRAIN=pinned), capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tagifai_cli.main",
+            "compile",
+            "mlops",
+            "--target",
+            "vertex",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        check=True,
+        cwd=ROOT,
+        env=_clean_env(TAGIFAI_IMAGES=f'{{"train": "{pinned}"}}'),
+        capture_output=True,
+    )
     images = {e["container"]["image"] for e in _spec(tmp_path / "mlops.yaml")["deploymentSpec"]["executors"].values()}
     assert pinned in images
     assert "localhost:5000/tagifai-evaluate:0.1.0" in images  # the others keep their tags
 
 
 def test_by_digest_without_a_push_names_the_missing_images(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--by-digest", "--registry", "nowhere.invalid:1",
-                           "--output-dir", str(tmp_path)], cwd=ROOT, env=_clean_env(DOCKER_HOST="unix:///nonexistent.sock"), capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tagifai_cli.main",
+            "compile",
+            "mlops",
+            "--by-digest",
+            "--registry",
+            "nowhere.invalid:1",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=_clean_env(DOCKER_HOST="unix:///nonexistent.sock"),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert "no pushed digest for sync, validate, transform, extract, optimize, train, evaluate" in proc.stderr

@@ -20,13 +20,17 @@ _artifact = make_artifact
 def test_sync_component_loads_and_records_metadata(tmp_path):
     uri = f"duckdb:///{tmp_path / 'w.duckdb'}"
     out = _artifact(Dataset, tmp_path, "projects")
-    sync.python_func(source=str(DATA / "projects.csv"), table="projects", warehouse=uri, state_dir=str(tmp_path), dataset=out)
+    sync.python_func(
+        source=str(DATA / "projects.csv"), table="projects", warehouse=uri, state_dir=str(tmp_path), dataset=out
+    )
     assert out.metadata["table"] == "projects"
     assert out.metadata["rows_read"] == 764 and out.metadata["rows_after"] == 764
     assert len(pd.read_parquet(out.path)) == 764
 
     again = _artifact(Dataset, tmp_path, "projects-again")
-    sync.python_func(source=str(DATA / "projects.csv"), table="projects", warehouse=uri, state_dir=str(tmp_path), dataset=again)
+    sync.python_func(
+        source=str(DATA / "projects.csv"), table="projects", warehouse=uri, state_dir=str(tmp_path), dataset=again
+    )
     assert again.metadata["rows_before"] == again.metadata["rows_after"] == 764
 
 
@@ -35,7 +39,13 @@ def test_sync_component_fails_on_bad_source(tmp_path):
     bad.write_text("id,label\n1,a\n")
     out = _artifact(Dataset, tmp_path, "tags")
     with pytest.raises(SourceError, match="missing column"):
-        sync.python_func(source=str(bad), table="tags", warehouse=f"duckdb:///{tmp_path / 'w.duckdb'}", state_dir=str(tmp_path), dataset=out)
+        sync.python_func(
+            source=str(bad),
+            table="tags",
+            warehouse=f"duckdb:///{tmp_path / 'w.duckdb'}",
+            state_dir=str(tmp_path),
+            dataset=out,
+        )
 
 
 def test_extract_component_writes_parquet_with_metadata(tmp_path):
@@ -59,7 +69,13 @@ def loaded_warehouse(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wh")
     uri = f"duckdb:///{tmp / 'w.duckdb'}"
     for table in ("projects", "tags"):
-        sync.python_func(source=str(DATA / f"{table}.csv"), table=table, warehouse=uri, state_dir=str(tmp), dataset=_artifact(Dataset, tmp, table))
+        sync.python_func(
+            source=str(DATA / f"{table}.csv"),
+            table=table,
+            warehouse=uri,
+            state_dir=str(tmp),
+            dataset=_artifact(Dataset, tmp, table),
+        )
     return tmp, uri
 
 
@@ -71,7 +87,9 @@ def test_validate_component_on_a_table_and_on_a_dataset(loaded_warehouse, tmp_pa
     tmp, uri = loaded_warehouse
     upstream = _artifact(Dataset, tmp_path, "upstream")
     report, metrics = _artifact(HTML, tmp_path, "report"), _artifact(Metrics, tmp_path, "metrics")
-    validate_table.python_func(suite="projects", warehouse=uri, table="raw.projects", upstream=upstream, report=report, metrics=metrics)
+    validate_table.python_func(
+        suite="projects", warehouse=uri, table="raw.projects", upstream=upstream, report=report, metrics=metrics
+    )
     assert metrics.metadata["success_percent"] == 100.0 and metrics.metadata["evaluated"] >= 8
     assert "<html" in Path(report.path).read_text().lower()
 
@@ -95,8 +113,14 @@ def test_transform_component_builds_labeled_projects(loaded_warehouse, tmp_path)
     from components.transform import transform
 
     tmp, uri = loaded_warehouse
-    report, metrics, out = _artifact(Markdown, tmp_path, "report"), _artifact(Metrics, tmp_path, "metrics"), _artifact(Dataset, tmp_path, "labeled")
-    transform.python_func(warehouse=uri, state_dir=str(tmp), target="local", report=report, metrics=metrics, labeled_projects=out)
+    report, metrics, out = (
+        _artifact(Markdown, tmp_path, "report"),
+        _artifact(Metrics, tmp_path, "metrics"),
+        _artifact(Dataset, tmp_path, "labeled"),
+    )
+    transform.python_func(
+        warehouse=uri, state_dir=str(tmp), target="local", report=report, metrics=metrics, labeled_projects=out
+    )
     assert out.metadata["rows"] == 764
     assert set(pd.read_parquet(out.path).columns) >= {"id", "title", "description", "tag", "created_on"}
     assert metrics.metadata["tests_failed"] == 0 and metrics.metadata["models_passed"] == 3

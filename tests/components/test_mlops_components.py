@@ -13,7 +13,6 @@ from components.evaluate import evaluate
 from components.optimize import optimize
 from components.train import train
 
-
 _artifact = make_artifact
 
 
@@ -29,21 +28,64 @@ def chain(tmp_path_factory, _labeled_projects):
     _labeled_projects.to_parquet(dataset.path, index=False)
 
     best_args, opt_metrics = _artifact(Artifact, tmp, "best_args"), _artifact(Metrics, tmp, "opt_metrics")
-    optimize.python_func(dataset=dataset, num_trials=2, seed=7, study_name="t", optuna_storage=store["optuna_storage"],
-                         mlflow_tracking_uri=store["mlflow_tracking_uri"], experiment_name="tagifai", state_dir=store["state_dir"],
-                         best_args=best_args, metrics=opt_metrics)
+    optimize.python_func(
+        dataset=dataset,
+        num_trials=2,
+        seed=7,
+        study_name="t",
+        optuna_storage=store["optuna_storage"],
+        mlflow_tracking_uri=store["mlflow_tracking_uri"],
+        experiment_name="tagifai",
+        state_dir=store["state_dir"],
+        best_args=best_args,
+        metrics=opt_metrics,
+    )
 
-    outs = {n: _artifact(c, tmp, n) for n, c in (("model", Model), ("metrics", Metrics), ("cm", ClassificationMetrics),
-                                                  ("slices", Metrics), ("test_data", Dataset))}
-    result = train.python_func(dataset=dataset, best_args=best_args, seed=7, mlflow_tracking_uri=store["mlflow_tracking_uri"],
-                               experiment_name="tagifai", model_name="tagifai", state_dir=store["state_dir"],
-                               model=outs["model"], metrics=outs["metrics"], confusion_matrix=outs["cm"],
-                               slice_metrics=outs["slices"], test_data=outs["test_data"])
+    outs = {
+        n: _artifact(c, tmp, n)
+        for n, c in (
+            ("model", Model),
+            ("metrics", Metrics),
+            ("cm", ClassificationMetrics),
+            ("slices", Metrics),
+            ("test_data", Dataset),
+        )
+    }
+    result = train.python_func(
+        dataset=dataset,
+        best_args=best_args,
+        seed=7,
+        mlflow_tracking_uri=store["mlflow_tracking_uri"],
+        experiment_name="tagifai",
+        model_name="tagifai",
+        state_dir=store["state_dir"],
+        model=outs["model"],
+        metrics=outs["metrics"],
+        confusion_matrix=outs["cm"],
+        slice_metrics=outs["slices"],
+        test_data=outs["test_data"],
+    )
     report, ev_metrics = _artifact(Markdown, tmp, "report"), _artifact(Metrics, tmp, "ev_metrics")
-    evaluate.python_func(model_uri=result.model_uri, test_data=outs["test_data"], mlflow_tracking_uri=store["mlflow_tracking_uri"],
-                         model_name="tagifai", state_dir=store["state_dir"], report=report, metrics=ev_metrics)
-    return {"tmp": tmp, "store": store, "best_args": best_args, "opt_metrics": opt_metrics, "outs": outs,
-            "model_uri": result.model_uri, "report": report, "ev_metrics": ev_metrics, "dataset": dataset}
+    evaluate.python_func(
+        model_uri=result.model_uri,
+        test_data=outs["test_data"],
+        mlflow_tracking_uri=store["mlflow_tracking_uri"],
+        model_name="tagifai",
+        state_dir=store["state_dir"],
+        report=report,
+        metrics=ev_metrics,
+    )
+    return {
+        "tmp": tmp,
+        "store": store,
+        "best_args": best_args,
+        "opt_metrics": opt_metrics,
+        "outs": outs,
+        "model_uri": result.model_uri,
+        "report": report,
+        "ev_metrics": ev_metrics,
+        "dataset": dataset,
+    }
 
 
 def test_optimize_writes_best_args_and_score(chain):
@@ -60,9 +102,18 @@ def test_optimize_resumes_the_same_study_without_new_trials(chain, tmp_path):
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     assert len(names) == 1 and names[0].startswith("t-")  # one study, named after the data's content
     again, metrics = _artifact(Artifact, tmp_path, "again"), _artifact(Metrics, tmp_path, "m")
-    optimize.python_func(dataset=chain["dataset"], num_trials=2, seed=7, study_name="t", optuna_storage=storage,
-                         mlflow_tracking_uri=chain["store"]["mlflow_tracking_uri"], experiment_name="tagifai",
-                         state_dir=chain["store"]["state_dir"], best_args=again, metrics=metrics)
+    optimize.python_func(
+        dataset=chain["dataset"],
+        num_trials=2,
+        seed=7,
+        study_name="t",
+        optuna_storage=storage,
+        mlflow_tracking_uri=chain["store"]["mlflow_tracking_uri"],
+        experiment_name="tagifai",
+        state_dir=chain["store"]["state_dir"],
+        best_args=again,
+        metrics=metrics,
+    )
     assert json.loads(Path(again.path).read_text()) == json.loads(Path(chain["best_args"].path).read_text())
     study = optuna.load_study(study_name=names[0], storage=storage)
     assert len(study.trials) == 2
@@ -73,10 +124,19 @@ def test_optimize_over_model_families_is_a_study_of_its_own(chain, tmp_path):
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     best, metrics = _artifact(Artifact, tmp_path, "best"), _artifact(Metrics, tmp_path, "m")
-    optimize.python_func(dataset=chain["dataset"], num_trials=3, seed=7, study_name="t", optuna_storage=storage,
-                         mlflow_tracking_uri=chain["store"]["mlflow_tracking_uri"], experiment_name="tagifai",
-                         state_dir=chain["store"]["state_dir"], best_args=best, metrics=metrics,
-                         model_families="logreg,complement_nb")
+    optimize.python_func(
+        dataset=chain["dataset"],
+        num_trials=3,
+        seed=7,
+        study_name="t",
+        optuna_storage=storage,
+        mlflow_tracking_uri=chain["store"]["mlflow_tracking_uri"],
+        experiment_name="tagifai",
+        state_dir=chain["store"]["state_dir"],
+        best_args=best,
+        metrics=metrics,
+        model_families="logreg,complement_nb",
+    )
     (summary,) = optuna.get_all_study_summaries(storage)
     assert summary.study_name.endswith("-logreg+complement_nb") and best.metadata["study_name"] == summary.study_name
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
@@ -92,7 +152,9 @@ def test_train_registers_the_model_and_writes_artifacts(chain):
     m = outs["metrics"].metadata
     assert 0.8 < m["f1"] <= 1 and m["num_samples"] == len(pd.read_parquet(outs["test_data"].path))
     cm = outs["cm"].metadata["confusionMatrix"]
-    assert [a["displayName"] for a in cm["annotationSpecs"]] == sorted(["computer-vision", "mlops", "natural-language-processing", "other"])
+    assert [a["displayName"] for a in cm["annotationSpecs"]] == sorted(
+        ["computer-vision", "mlops", "natural-language-processing", "other"]
+    )
     assert sum(map(sum, (row["row"] for row in cm["rows"]))) == m["num_samples"]
     assert "slice/short_text/f1" in outs["slices"].metadata and "class/mlops/f1" in outs["slices"].metadata
 
@@ -110,17 +172,35 @@ def test_evaluate_reports_and_promotes_the_first_model(chain):
 def test_evaluate_keeps_the_champion_when_the_challenger_is_worse(chain, tmp_path):
     """A deliberately weak model (5 features) is registered as version 2: the alias must not move."""
     from tagifai.tracking import get_champion, log_training
-    from tagifai.train import TrainArgs, train as train_model
+    from tagifai.train import TrainArgs
+    from tagifai.train import train as train_model
 
     uri = chain["store"]["mlflow_tracking_uri"]
-    weak = train_model(pd.read_parquet(chain["dataset"].path), TrainArgs(seed=7, max_features=5, analyzer="word", word_ngram_max=0, ngram_max=1))
-    info = log_training(weak.model, weak.args, {"test": weak.metrics["test"]}, registered_model_name="tagifai", tracking_uri=uri, experiment_name="tagifai")
+    weak = train_model(
+        pd.read_parquet(chain["dataset"].path),
+        TrainArgs(seed=7, max_features=5, analyzer="word", word_ngram_max=0, ngram_max=1),
+    )
+    info = log_training(
+        weak.model,
+        weak.args,
+        {"test": weak.metrics["test"]},
+        registered_model_name="tagifai",
+        tracking_uri=uri,
+        experiment_name="tagifai",
+    )
     report, metrics = _artifact(Markdown, tmp_path, "r"), _artifact(Metrics, tmp_path, "m")
     from tagifai.evaluate import BehavioralTestError
 
     try:
-        evaluate.python_func(model_uri=info["model_uri"], test_data=chain["outs"]["test_data"], mlflow_tracking_uri=uri,
-                             model_name="tagifai", state_dir=chain["store"]["state_dir"], report=report, metrics=metrics)
+        evaluate.python_func(
+            model_uri=info["model_uri"],
+            test_data=chain["outs"]["test_data"],
+            mlflow_tracking_uri=uri,
+            model_name="tagifai",
+            state_dir=chain["store"]["state_dir"],
+            report=report,
+            metrics=metrics,
+        )
     except BehavioralTestError:
         pass  # a 5-feature model may also fail the behavioral tests; either way it must not be promoted
     assert metrics.metadata["promoted"] == 0

@@ -14,7 +14,8 @@ def clean_env(monkeypatch):
     for key in list(os.environ):
         if key.startswith(("TAGIFAI_", "KF_PIPELINES_", "GOOGLE_", "CLOUDSDK_", "MLFLOW_")):
             monkeypatch.delenv(key)
-    monkeypatch.setenv("HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tagifai-delivery-home"))  # no ~/.config/kfp
+    # no ~/.config/kfp
+    monkeypatch.setenv("HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tagifai-delivery-home"))
 
 
 @pytest.fixture
@@ -39,8 +40,11 @@ def offline_vertex(monkeypatch):
 
     monkeypatch.setattr(vertex, "_credentials", lambda: AnonymousCredentials())
     checked = []
-    monkeypatch.setattr(pipeline_jobs.gcs_utils, "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist",
-                        lambda output_artifacts_gcs_dir=None, **kw: checked.append(output_artifacts_gcs_dir))
+    monkeypatch.setattr(
+        pipeline_jobs.gcs_utils,
+        "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist",
+        lambda output_artifacts_gcs_dir=None, **kw: checked.append(output_artifacts_gcs_dir),
+    )
     yield checked
     from google.cloud import aiplatform
 

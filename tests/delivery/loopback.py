@@ -40,9 +40,12 @@ class Request:
         """The parts of a multipart/form-data body: field name -> bytes."""
         content_type = self.headers.get("content-type", "")
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode() + self.body)
-        return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
-                for part in message.iter_parts()}
+            f"Content-Type: {content_type}\r\n\r\n".encode() + self.body
+        )
+        return {
+            part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+            for part in message.iter_parts()
+        }
 
 
 class _Server:
@@ -58,8 +61,13 @@ class _Server:
             def _handle(self):
                 split = urlsplit(self.path)
                 length = int(self.headers.get("content-length") or 0)
-                req = Request(self.command, split.path, {k: v[0] for k, v in parse_qs(split.query).items()},
-                              {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length) if length else b"")
+                req = Request(
+                    self.command,
+                    split.path,
+                    {k: v[0] for k, v in parse_qs(split.query).items()},
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length) if length else b"",
+                )
                 with outer._lock:
                     outer.requests.append(req)
                     status, payload = outer.route(req)
@@ -133,12 +141,22 @@ class FakeKFP(_Server):
         if p == "/pipelines/upload" and req.method == "POST":
             pid = self._id("pipeline")
             name = req.query["name"]
-            self.pipelines[pid] = {"pipeline_id": pid, "display_name": name, "description": req.query.get("description", "")}
-            self.versions[pid] = [{"pipeline_id": pid, "pipeline_version_id": self._id("version"), "display_name": name}]
+            self.pipelines[pid] = {
+                "pipeline_id": pid,
+                "display_name": name,
+                "description": req.query.get("description", ""),
+            }
+            self.versions[pid] = [
+                {"pipeline_id": pid, "pipeline_version_id": self._id("version"), "display_name": name}
+            ]
             return 200, self.pipelines[pid]
         if p == "/pipelines/upload_version" and req.method == "POST":
             pid = req.query["pipelineid"]
-            version = {"pipeline_id": pid, "pipeline_version_id": self._id("version"), "display_name": req.query["name"]}
+            version = {
+                "pipeline_id": pid,
+                "pipeline_version_id": self._id("version"),
+                "display_name": req.query["name"],
+            }
             self.versions.setdefault(pid, []).append(version)
             return 200, version
         if len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "versions" and req.method == "GET":
@@ -169,8 +187,11 @@ class FakeKFP(_Server):
                 run["error"] = {"code": 2, "message": "task sync-projects failed"}
             return 200, run
         if p == "/recurringruns" and req.method == "GET":
-            found = [r for r in self.recurring_runs.values()
-                     if "experiment_id" not in req.query or r.get("experiment_id") == req.query["experiment_id"]]
+            found = [
+                r
+                for r in self.recurring_runs.values()
+                if "experiment_id" not in req.query or r.get("experiment_id") == req.query["experiment_id"]
+            ]
             if pred := _predicate(req.query):
                 found = [x for x in found if x.get(pred[0]) == pred[1]]
             return 200, {"recurringRuns": found, "total_size": len(found)}  # sic: the API's json_name
@@ -207,8 +228,12 @@ class FakeVertex(_Server):
             if kind == "pipelineJobs" and req.method == "POST" and len(parts) == 5:
                 job_id = req.query.get("pipelineJobId") or f"job-{next(self._ids)}"
                 name = f"{parent}/pipelineJobs/{job_id}"
-                self.jobs[name] = {**req.json, "name": name, "state": "PIPELINE_STATE_PENDING",
-                                   "createTime": "2024-01-01T00:00:00Z"}
+                self.jobs[name] = {
+                    **req.json,
+                    "name": name,
+                    "state": "PIPELINE_STATE_PENDING",
+                    "createTime": "2024-01-01T00:00:00Z",
+                }
                 self._states[name] = itertools.chain(self.job_states, itertools.repeat(self.job_states[-1]))
                 return 200, self.jobs[name]
             if kind == "pipelineJobs" and req.method == "GET" and len(parts) == 6:
@@ -221,9 +246,16 @@ class FakeVertex(_Server):
                 return 200, job
             if kind == "schedules" and req.method == "POST" and len(parts) == 5:
                 name = f"{parent}/schedules/{next(self._ids)}"
-                self.schedules[name] = {**req.json, "name": name, "state": "ACTIVE", "createTime": "2024-01-01T00:00:00Z"}
+                self.schedules[name] = {
+                    **req.json,
+                    "name": name,
+                    "state": "ACTIVE",
+                    "createTime": "2024-01-01T00:00:00Z",
+                }
                 return 200, self.schedules[name]
             if kind == "schedules" and req.method == "GET" and len(parts) == 6:
                 name = "/".join(parts[:6])
-                return (200, self.schedules[name]) if name in self.schedules else (404, {"error": {"code": 404, "message": "not found"}})
+                if name in self.schedules:
+                    return 200, self.schedules[name]
+                return 404, {"error": {"code": 404, "message": "not found"}}
         return 404, {"error": {"code": 404, "message": f"no route for {req.method} {req.path}", "status": "NOT_FOUND"}}

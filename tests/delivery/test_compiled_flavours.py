@@ -11,7 +11,6 @@ import sys
 import pytest
 import yaml
 from google.protobuf import json_format
-
 from loopback import COMPILED, ROOT
 
 PIPELINES = ["continual", "dataops", "mlops"]
@@ -35,7 +34,8 @@ def _tasks(spec):
         for task in dag.tasks.values():
             comp = spec.components[task.component_ref.name]
             if comp.executor_label:
-                out.append((task.component_ref.name.removeprefix("comp-").rstrip("-0123456789"), task, comp.executor_label))
+                step = task.component_ref.name.removeprefix("comp-").rstrip("-0123456789")
+                out.append((step, task, comp.executor_label))
     return out
 
 
@@ -62,12 +62,14 @@ def test_kubeflow_flavour_is_pipeline_plus_kubernetes_platform(name):
         assert config.image_pull_policy == "IfNotPresent"
         assert config.active_deadline_seconds == (7200 if step == "optimize" else 3600)
         # secrets reach only the steps that need them, and are optional
-        assert [s.secret_name for s in config.secret_as_env] == (["tagifai-airbyte"] if step == "sync" else [])
+        assert not config.secret_as_env  # no step takes a secret as environment variables
         bigquery = step in ("sync", "validate-table", "transform", "extract")
         assert [(s.secret_name, s.mount_path, s.optional) for s in config.secret_as_volume] == (
-            [("tagifai-bigquery", "/var/secrets/bigquery", True)] if bigquery else [])
+            [("tagifai-bigquery", "/var/secrets/bigquery", True)] if bigquery else []
+        )
         # plain KFP settings, in the pipeline spec
-        resources = spec.deployment_spec.fields["executors"].struct_value.fields[executor].struct_value.fields["container"].struct_value.fields["resources"].struct_value.fields
+        executor_spec = spec.deployment_spec.fields["executors"].struct_value.fields[executor].struct_value
+        resources = executor_spec.fields["container"].struct_value.fields["resources"].struct_value.fields
         assert resources["resourceCpuRequest"].string_value and resources["resourceMemoryLimit"].string_value
         assert task.caching_options.enable_cache == (step == "validate-dataset")
         assert task.retry_policy.max_retry_count == NETWORK_STEPS.get(step, 0)
@@ -83,7 +85,8 @@ def test_vertex_flavour_is_one_document_with_plain_kfp_settings_only(name):
     executors = docs[0]["deploymentSpec"]["executors"]
     for step, task, executor in _tasks(spec):
         container = executors[executor]["container"]
-        assert set(container["resources"]) == {"cpuLimit", "memoryLimit", "resourceCpuLimit", "resourceMemoryLimit"}  # no requests
+        # limits only, no requests
+        assert set(container["resources"]) == {"cpuLimit", "memoryLimit", "resourceCpuLimit", "resourceMemoryLimit"}
         assert {"name": "TAGIFAI_HOME", "value": "/tmp/tagifai"} in container["env"]
         assert task.retry_policy.max_retry_count == NETWORK_STEPS.get(step, 0)
         assert task.caching_options.enable_cache == (step == "validate-dataset")
@@ -109,8 +112,22 @@ def test_settings_file_not_code_chooses_the_values(tmp_path):
     path = tmp_path / "platform.yaml"
     path.write_text(yaml.safe_dump(custom))
     out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--platform-config", str(path), "--output-dir", str(out)],
-                   check=True, cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tagifai_cli.main",
+            "compile",
+            "mlops",
+            "--platform-config",
+            str(path),
+            "--output-dir",
+            str(out),
+        ],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
     docs = list(yaml.safe_load_all((out / "mlops.yaml").read_text()))
     train = docs[0]["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     assert train["resourceCpuLimit"] == "8" and train["resourceMemoryLimit"] == "16Gi"
@@ -122,17 +139,37 @@ def test_settings_file_not_code_chooses_the_values(tmp_path):
     assert "pvcMount" not in k8s
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"steps": {"trian": {"cpu_limit": "1"}}}, "unknown step(s) trian"),
-    ({"defaults": {"cpu_limt": "1"}}, "cpu_limt"),
-    ({"kubernetes": {"secret_env": [{"secret": "s", "env": {"k": "K"}, "steps": ["nope"]}]}}, "unknown step(s) nope"),
-    ({"kubernetes": {"image_pull_policy": "Sometimes"}}, "image_pull_policy"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"steps": {"trian": {"cpu_limit": "1"}}}, "unknown step(s) trian"),
+        ({"defaults": {"cpu_limt": "1"}}, "cpu_limt"),
+        (
+            {"kubernetes": {"secret_env": [{"secret": "s", "env": {"k": "K"}, "steps": ["nope"]}]}},
+            "unknown step(s) nope",
+        ),
+        ({"kubernetes": {"image_pull_policy": "Sometimes"}}, "image_pull_policy"),
+    ],
+)
 def test_a_wrong_settings_file_fails_compile_with_one_clear_line(tmp_path, bad, message):
     path = tmp_path / "platform.yaml"
     path.write_text(yaml.safe_dump(bad))
-    proc = subprocess.run([sys.executable, "-m", "tagifai_cli.main", "compile", "dataops", "--platform-config", str(path),
-                           "--output-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tagifai_cli.main",
+            "compile",
+            "dataops",
+            "--platform-config",
+            str(path),
+            "--output-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -142,25 +179,3 @@ def test_compiling_is_deterministic(tmp_path):
     a = compile_package("continual", "kubeflow", tmp_path / "a").read_bytes()
     b = compile_package("continual", "kubeflow", tmp_path / "b").read_bytes()
     assert a == b == (COMPILED / "kubeflow" / "continual.yaml").read_bytes()
-
-
-def test_an_airbyte_sync_step_gets_its_credentials_and_no_retries():
-    """The Airbyte step (components/airbyte_sync.py) wired into a pipeline: settings by component name."""
-    pytest.importorskip("components.airbyte_sync")
-    from kfp import dsl
-
-    from components.airbyte_sync import airbyte_sync
-    from pipelines import platform
-
-    with platform.building("kubeflow"):
-        @dsl.pipeline(name="airbyte-probe")
-        def probe(connection_id: str):
-            platform.configure(airbyte_sync(connection_id=connection_id))
-
-    task = probe.pipeline_spec.root.dag.tasks["airbyte-sync"]
-    assert not task.HasField("retry_policy")
-    config = probe.platform_spec.platforms["kubernetes"].deployment_spec.executors["exec-airbyte-sync"]
-    [secret] = config["secretAsEnv"]
-    assert secret["secretName"] == "tagifai-airbyte" and secret["optional"]
-    assert {k["envVar"] for k in secret["keyToEnv"]} == {"TAGIFAI_AIRBYTE_TOKEN", "TAGIFAI_AIRBYTE_CLIENT_ID", "TAGIFAI_AIRBYTE_CLIENT_SECRET"}
-    assert config["activeDeadlineSeconds"] == "4200"

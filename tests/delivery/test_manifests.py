@@ -7,7 +7,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from loopback import ROOT
 
 MANIFESTS = ROOT / "manifests"
@@ -20,7 +19,9 @@ needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kube
 
 
 def render(path: str) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(MANIFESTS / path)], check=True, capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(MANIFESTS / path)], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -69,9 +70,11 @@ def test_mlflow_has_a_database_backend_and_an_in_cluster_artifact_store():
     env = {e["name"]: e for e in mlflow["containers"][0]["env"]}
     assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-db", "key": "password"}
     assert "mlflow.tagifai.svc.cluster.local:5000" in env["MLFLOW_SERVER_ALLOWED_HOSTS"]["value"]
-    assert {v["persistentVolumeClaim"]["claimName"] for v in mlflow["volumes"] if "persistentVolumeClaim" in v} == {"mlflow-artifacts"}
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in mlflow["volumes"] if "persistentVolumeClaim" in v}
+    assert claims == {"mlflow-artifacts"}
     postgres = docs[("Deployment", "mlflow-postgres")]["spec"]["template"]["spec"]["containers"][0]
-    assert {e["name"]: e.get("valueFrom") for e in postgres["env"]}["POSTGRES_PASSWORD"]["secretKeyRef"]["name"] == "mlflow-db"
+    env = {e["name"]: e.get("valueFrom") for e in postgres["env"]}
+    assert env["POSTGRES_PASSWORD"]["secretKeyRef"]["name"] == "mlflow-db"
     # every image pinned to a version
     for d in docs.values():
         for c in d.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
@@ -92,9 +95,12 @@ def test_step_settings_and_platform_file_agree():
     [pvc] = platform["pvcs"]
     assert docs[("PersistentVolumeClaim", pvc["pvc"])]["metadata"]["namespace"] == "kubeflow"
     assert settings["data"]["TAGIFAI_HOME"].startswith(pvc["mount_path"] + "/")
-    templates = {d["metadata"]["name"] for f in (MANIFESTS / "secrets").glob("*.yaml") for d in yaml.safe_load_all(f.read_text())}
-    assert {s["secret"] for s in platform["secret_env"] + platform["secret_volumes"]} <= templates
-    assert all(s["optional"] for s in platform["secret_env"] + platform["secret_volumes"])
+    templates = {
+        d["metadata"]["name"] for f in (MANIFESTS / "secrets").glob("*.yaml") for d in yaml.safe_load_all(f.read_text())
+    }
+    secrets = platform.get("secret_env", []) + platform.get("secret_volumes", [])
+    assert {s["secret"] for s in secrets} <= templates
+    assert all(s["optional"] for s in secrets)
 
 
 def test_secret_templates_validate_and_hold_placeholders_only():
@@ -112,7 +118,8 @@ def test_upstream_kubeflow_pipelines_is_referenced_by_tag(path):
     remote = [r for r in kustomization["resources"] if "://" in r or r.startswith("github.com")]
     local = [r for r in kustomization["resources"] if r not in remote]
     for ref in remote:
-        assert ref.startswith("https://github.com/kubeflow/pipelines//manifests/kustomize/") and ref.endswith(f"?ref={KFP_VERSION}")
+        assert ref.startswith("https://github.com/kubeflow/pipelines//manifests/kustomize/")
+        assert ref.endswith(f"?ref={KFP_VERSION}")
     for ref in local:
         assert (MANIFESTS / path / ref).resolve().is_relative_to(MANIFESTS)
     if path.startswith("overlays/"):
@@ -125,8 +132,8 @@ def test_kind_cluster_config_pins_the_node_image_and_maps_the_node_ports():
     [node] = config["nodes"]
     assert node["image"].startswith(f"kindest/node:v{K8S_VERSION[:4]}") and "@sha256:" in node["image"]
     ports = {m["containerPort"]: m["hostPort"] for m in node["extraPortMappings"]}
-    nodeports = {p["nodePort"] for d in yaml.safe_load_all((MANIFESTS / "overlays" / "kind-local" / "nodeports.yaml").read_text())
-                 for p in d["spec"]["ports"]}
+    nodeport_file = MANIFESTS / "overlays" / "kind-local" / "nodeports.yaml"
+    nodeports = {p["nodePort"] for d in yaml.safe_load_all(nodeport_file.read_text()) for p in d["spec"]["ports"]}
     assert set(ports) == nodeports and ports[30080] == 8080
     assert all(m["listenAddress"] == "127.0.0.1" for m in node["extraPortMappings"])
     assert 'config_path = "/etc/containerd/certs.d"' in config["containerdConfigPatches"][0]
@@ -134,22 +141,27 @@ def test_kind_cluster_config_pins_the_node_image_and_maps_the_node_ports():
 
 def test_cluster_commands_in_order_with_the_password_on_stdin_only(capsys, monkeypatch):
     from tagifai_cli import cluster
+    from tagifai_cli.main import main
 
     monkeypatch.setattr(cluster.secrets, "token_urlsafe", lambda n: "SENTINEL-PASSWORD")
-    assert cluster.main(["kind-up", "--dry-run"]) == 0
+    assert main(["cluster", "kind-up", "--dry-run"]) == 0
     out = capsys.readouterr().out
     commands = [line[2:] for line in out.splitlines() if line.startswith("$ ")]
     assert commands[0].startswith("docker run -d --restart=always -p 127.0.0.1:5000:5000")
-    assert commands[1] == f"kind create cluster --name tagifai --config {MANIFESTS / 'kind' / 'cluster.yaml'} --wait 180s"
+    config = MANIFESTS / "kind" / "cluster.yaml"
+    assert commands[1] == f"kind create cluster --name tagifai --config {config} --wait 180s"
     applies = [c for c in commands if " apply -k " in c]
-    assert applies == [f"kubectl --context kind-tagifai apply -k {MANIFESTS / 'kfp' / 'cluster-scoped'}",
-                       f"kubectl --context kind-tagifai apply -k {MANIFESTS / 'overlays' / 'kind'}"]
-    assert commands.index(applies[0]) < commands.index("kubectl --context kind-tagifai wait --for condition=established --timeout=120s crd --all") < commands.index(applies[1])
+    assert applies == [
+        f"kubectl --context kind-tagifai apply -k {MANIFESTS / 'kfp' / 'cluster-scoped'}",
+        f"kubectl --context kind-tagifai apply -k {MANIFESTS / 'overlays' / 'kind'}",
+    ]
+    crds = commands.index("kubectl --context kind-tagifai wait --for condition=established --timeout=120s crd --all")
+    assert commands.index(applies[0]) < crds < commands.index(applies[1])
     assert "Kubeflow Pipelines UI: http://localhost:8080" in out
     assert "SENTINEL" not in out and "U0VOVElORUw" not in out  # nor its base64
-    assert cluster.main(["kind-down", "--dry-run"]) == 0
+    assert main(["cluster", "kind-down", "--dry-run"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "$ kind delete cluster --name tagifai"
-    assert cluster.main(["deploy", "--overlay", "cluster", "--dry-run"]) == 0
+    assert main(["cluster", "deploy", "--overlay", "cluster", "--dry-run"]) == 0
     assert f"apply -k {MANIFESTS / 'overlays' / 'cluster'}" in capsys.readouterr().out
 
 

@@ -14,7 +14,7 @@ from loopback import COMPILED, ROOT, FakeKFP
 
 SENTINELS = {
     "TAGIFAI_KFP_TOKEN": "sentinel-kfp-token-7f3a",
-    "TAGIFAI_AIRBYTE_TOKEN": "sentinel-airbyte-token-91c2",
+    "MLFLOW_TRACKING_PASSWORD": "sentinel-mlflow-password-91c2",
     "AWS_SECRET_ACCESS_KEY": "sentinel-aws-secret-55d0",
 }
 FILE_TOKEN = "sentinel-file-token-b8e4"
@@ -34,7 +34,14 @@ def _cli(*args, env_extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAGIFAI_", "KF_PIPELINES_"))}
     env.update(SENTINELS)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "tagifai_cli.main", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tagifai_cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _assert_clean(text: str, where: str):
@@ -52,9 +59,31 @@ def test_commands_send_the_token_and_write_or_print_no_secret(tmp_path):
         for args in (
             ["submit", "dataops", "--host", server.url, "--wait", "--poll-interval", "0.01"],
             ["schedule", "dataops", "--package", pkg, "--host", server.url, "--cron", "0 3 * * *"],
-            ["backfill", "dataops", "--package", pkg, "--host", server.url, "--start", "2024-01-01", "--end", "2024-01-03",
-             "--poll-interval", "0.01"],
-            ["submit", "dataops", "--package", pkg, "--host", server.url, "--token-file", str(token_file), "--no-upload"],
+            [
+                "backfill",
+                "dataops",
+                "--package",
+                pkg,
+                "--host",
+                server.url,
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-03",
+                "--poll-interval",
+                "0.01",
+            ],
+            [
+                "submit",
+                "dataops",
+                "--package",
+                pkg,
+                "--host",
+                server.url,
+                "--token-file",
+                str(token_file),
+                "--no-upload",
+            ],
         ):
             proc = _cli(*args)
             assert proc.returncode == 0, proc.stderr
@@ -70,7 +99,15 @@ def test_commands_send_the_token_and_write_or_print_no_secret(tmp_path):
 def test_a_failing_request_reports_the_server_error_without_the_token():
     with FailingRuns() as server:
         for debug in ([], ["--debug"]):
-            proc = _cli(*debug, "submit", "dataops", "--package", str(COMPILED / "kubeflow" / "dataops.yaml"), "--host", server.url)
+            proc = _cli(
+                *debug,
+                "submit",
+                "dataops",
+                "--package",
+                str(COMPILED / "kubeflow" / "dataops.yaml"),
+                "--host",
+                server.url,
+            )
             assert proc.returncode == 1
             assert "database is down" in proc.stdout + proc.stderr or "500" in proc.stdout + proc.stderr
             _assert_clean(proc.stdout + proc.stderr, "the error output")
@@ -84,12 +121,16 @@ def test_compiled_yaml_holds_no_secret_even_when_the_environment_does(tmp_path):
     for path in written:
         _assert_clean(path.read_text(), str(path))
     # secrets are referenced by name only: the names appear, the values cannot
-    assert "tagifai-airbyte" in (tmp_path / "kubeflow" / "dataops.yaml").read_text()
+    assert "tagifai-bigquery" in (tmp_path / "kubeflow" / "dataops.yaml").read_text()
 
 
 def test_committed_yaml_manifests_and_docs_hold_no_secret():
-    paths = [*COMPILED.rglob("*.yaml"), *(ROOT / "manifests").rglob("*"), ROOT / "pipelines" / "platform.yaml",
-             *(ROOT / "docs").rglob("*.md")]
+    paths = [
+        *COMPILED.rglob("*.yaml"),
+        *(ROOT / "manifests").rglob("*"),
+        ROOT / "pipelines" / "platform.yaml",
+        *(ROOT / "docs").rglob("*.md"),
+    ]
     assert any(p.suffix == ".yaml" for p in paths)
     for path in paths:
         if path.is_file():
@@ -104,7 +145,9 @@ def test_rendered_manifests_hold_no_secret_values():
     if shutil.which("kubectl") is None:
         return
     for overlay in ("tagifai", "overlays/kind-local"):
-        out = subprocess.run(["kubectl", "kustomize", str(ROOT / "manifests" / overlay)], check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["kubectl", "kustomize", str(ROOT / "manifests" / overlay)], check=True, capture_output=True, text=True
+        ).stdout
         _assert_clean(out, overlay)
         for doc in yaml.safe_load_all(out):
             assert doc["kind"] != "Secret"

@@ -4,22 +4,48 @@ then sent to a loopback Vertex AI REST API that records the requests.
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
-
 from loopback import COMPILED
+
 from tagifai_cli.main import main
 from tagifai_cli.packaging import DeliveryError
 
 MLOPS = str(COMPILED / "vertex" / "mlops.yaml")
 PARAMS = ["--param", "warehouse=bigquery://proj/tagifai", "--param", "mlflow_tracking_uri=https://mlflow.example.com"]
+STEPS = ("extract", "validate", "optimize", "train", "evaluate")  # the steps of mlops
+DIGEST = "sha256:" + "c" * 64
+REST = ["--api-transport", "rest"]
+
+
+def _pushed(monkeypatch, steps):
+    """Pushed digests (as `tagifai images push` leaves them) for ``steps`` only; no container engine is asked."""
+    from tagifai_cli import images
+
+    def pushed_reference(step, registry=None, tag=None):
+        return f"{registry}/tagifai-{step}@{DIGEST}" if step in steps else None
+
+    monkeypatch.setattr(images, "pushed_reference", pushed_reference)
+
+
+def _sent_images(request) -> set[str]:
+    body = request.json
+    job = body.get("pipelineSpec") or body["createPipelineJobRequest"]["pipelineJob"]["pipelineSpec"]
+    return {e["container"]["image"] for e in job["deploymentSpec"]["executors"].values()}
 
 
 def _job(**overrides):
     from tagifai_cli import vertex
 
-    kwargs = dict(project="proj", region="europe-west4", pipeline_root="gs://bucket/pipeline-root",
-                  parameter_values={"num_trials": 5, "warehouse": "bigquery://proj/tagifai"},
-                  job_labels={"app": "tagifai", "pipeline": "mlops", "team": "ml"}, enable_caching=False,
-                  display_name="tagifai-mlops", job_id="mlops-test", credentials=AnonymousCredentials())
+    kwargs = dict(
+        project="proj",
+        region="europe-west4",
+        pipeline_root="gs://bucket/pipeline-root",
+        parameter_values={"num_trials": 5, "warehouse": "bigquery://proj/tagifai"},
+        job_labels={"app": "tagifai", "pipeline": "mlops", "team": "ml"},
+        enable_caching=False,
+        display_name="tagifai-mlops",
+        job_id="mlops-test",
+        credentials=AnonymousCredentials(),
+    )
     kwargs.update(overrides)
     return vertex.build_job(MLOPS, **kwargs)
 
@@ -46,20 +72,32 @@ def test_caching_left_to_the_compiled_per_step_settings_when_not_overridden():
 def test_the_kubeflow_flavour_is_refused_with_what_to_do(tmp_path):
     from google.cloud import aiplatform
 
-    from tagifai_cli import vertex
+    from tagifai_cli.options import load_package
 
     with pytest.raises(Exception, match="expected a single document"):  # what Vertex's loader says
-        aiplatform.PipelineJob(display_name="x", template_path=str(COMPILED / "kubeflow" / "mlops.yaml"),
-                               pipeline_root="gs://b/r", project="p", location="us-central1", credentials=AnonymousCredentials())
+        aiplatform.PipelineJob(
+            display_name="x",
+            template_path=str(COMPILED / "kubeflow" / "mlops.yaml"),
+            pipeline_root="gs://b/r",
+            project="p",
+            location="us-central1",
+            credentials=AnonymousCredentials(),
+        )
     with pytest.raises(DeliveryError, match="compile it with `tagifai compile --target vertex`"):
-        vertex.load_package("mlops", str(COMPILED / "kubeflow" / "mlops.yaml"), None, str(tmp_path))
+        load_package("mlops", str(COMPILED / "kubeflow" / "mlops.yaml"), "vertex", tmp_path)
 
 
-@pytest.mark.parametrize("given, message", [
-    ({"mlflow_tracking_uri": "https://m"}, "the warehouse must be BigQuery"),
-    ({"warehouse": "duckdb:////data/w.duckdb", "mlflow_tracking_uri": "https://m"}, "the warehouse must be BigQuery"),
-    ({"warehouse": "bigquery://p/d", "mlflow_tracking_uri": "sqlite:///m.db"}, "MLflow must be a tracking server"),
-])
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"mlflow_tracking_uri": "https://m"}, "the warehouse must be one every pod reaches"),
+        (
+            {"warehouse": "duckdb:////data/w.duckdb", "mlflow_tracking_uri": "https://m"},
+            "the warehouse must be one every pod reaches",
+        ),
+        ({"warehouse": "bigquery://p/d", "mlflow_tracking_uri": "sqlite:///m.db"}, "MLflow must be a tracking server"),
+    ],
+)
 def test_embedded_backends_are_refused_on_vertex(given, message):
     from tagifai_cli import vertex
     from tagifai_cli.packaging import pipeline_spec
@@ -75,7 +113,7 @@ def test_parameters_default_from_settings_and_dbt_follows_bigquery(monkeypatch):
     monkeypatch.setenv("TAGIFAI_WAREHOUSE", "bigquery://proj/ds")
     monkeypatch.setenv("TAGIFAI_MLFLOW_TRACKING_URI", "https://mlflow.example.com")
     params = vertex.parameters(pipeline_spec(str(COMPILED / "vertex" / "continual.yaml")), {"num_trials": "7"})
-    assert params["warehouse"] == "bigquery://proj/ds" and params["dbt_target"] == "prod"
+    assert params["warehouse"] == "bigquery://proj/ds" and "dbt_target" not in params  # the warehouse's own target
     assert params["mlflow_tracking_uri"] == "https://mlflow.example.com" and params["num_trials"] == 7
     assert params["projects_source"].startswith("https://")
 
@@ -93,10 +131,36 @@ def test_vertex_run_submits_the_job_and_waits(vertex_server, offline_vertex, mon
     from google.cloud.aiplatform import pipeline_jobs
 
     monkeypatch.setattr(pipeline_jobs, "_JOB_WAIT_TIME", 0.01)
-    code = main(["--debug", "vertex", "run", "mlops", "--project", "proj", "--region", "europe-west4",
-                 "--pipeline-root", "gs://bucket/root", *PARAMS, "--param", "num_trials=5", "--label", "team=ml",
-                 "--caching", "off", "--service-account", "runner@proj.iam.gserviceaccount.com", "--job-id", "mlops-1",
-                 "--api-endpoint", vertex_server.url, "--api-transport", "rest", "--wait"])
+    code = main(
+        [
+            "--debug",
+            "vertex",
+            "run",
+            "mlops",
+            "--project",
+            "proj",
+            "--region",
+            "europe-west4",
+            "--pipeline-root",
+            "gs://bucket/root",
+            *PARAMS,
+            "--param",
+            "num_trials=5",
+            "--label",
+            "team=ml",
+            "--caching",
+            "off",
+            "--service-account",
+            "runner@proj.iam.gserviceaccount.com",
+            "--job-id",
+            "mlops-1",
+            "--api-endpoint",
+            vertex_server.url,
+            "--api-transport",
+            "rest",
+            "--wait",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "mlops SUCCEEDED" in out
     create = vertex_server.requests[0]
@@ -107,12 +171,15 @@ def test_vertex_run_submits_the_job_and_waits(vertex_server, offline_vertex, mon
     assert body["labels"] == {"app": "tagifai", "pipeline": "mlops", "team": "ml"}
     assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root"
     assert body["runtimeConfig"]["parameterValues"] == {
-        "warehouse": "bigquery://proj/tagifai", "mlflow_tracking_uri": "https://mlflow.example.com", "num_trials": 5}
+        "warehouse": "bigquery://proj/tagifai",
+        "mlflow_tracking_uri": "https://mlflow.example.com",
+        "num_trials": 5,
+    }
     spec = body["pipelineSpec"]
     assert spec["pipelineInfo"]["name"] == "mlops" and "platforms" not in spec
     assert all(not t["cachingOptions"].get("enableCache", False) for t in spec["root"]["dag"]["tasks"].values())
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {f"localhost:5000/tagifai-{s}:0.1.0" for s in ("extract", "validate", "optimize", "train", "evaluate")}
+    assert images == {f"localhost:5000/tagifai-{s}:0.1.0" for s in STEPS}
     assert offline_vertex == ["gs://bucket/root"]  # aiplatform checks the root's bucket before submitting
     polls = vertex_server.requests[1:]  # polled to the final state
     assert len(polls) >= 2 and {(r.method, r.path) for r in polls} == {("GET", create.path + "/mlops-1")}
@@ -120,31 +187,91 @@ def test_vertex_run_submits_the_job_and_waits(vertex_server, offline_vertex, mon
 
 def test_vertex_run_compiles_for_the_registry_setting(vertex_server, offline_vertex):
     """Images come from Artifact Registry through the same registry setting as everywhere."""
-    code = main(["--debug", "vertex", "run", "mlops", "--registry", "europe-west4-docker.pkg.dev/proj/tagifai", "--tag", "v1",
-                 "--project", "proj", "--pipeline-root", "gs://b/r", *PARAMS, "--api-endpoint", vertex_server.url, "--api-transport", "rest"])
+    code = main(
+        [
+            "--debug",
+            "vertex",
+            "run",
+            "mlops",
+            "--registry",
+            "europe-west4-docker.pkg.dev/proj/tagifai",
+            "--tag",
+            "v1",
+            "--project",
+            "proj",
+            "--pipeline-root",
+            "gs://b/r",
+            *PARAMS,
+            "--api-endpoint",
+            vertex_server.url,
+            "--api-transport",
+            "rest",
+        ]
+    )
     assert code == 0
-    images = {e["container"]["image"] for e in vertex_server.requests[0].json["pipelineSpec"]["deploymentSpec"]["executors"].values()}
-    assert images == {f"europe-west4-docker.pkg.dev/proj/tagifai/tagifai-{s}:v1" for s in ("extract", "validate", "optimize", "train", "evaluate")}
+    assert _sent_images(vertex_server.requests[0]) == {
+        f"europe-west4-docker.pkg.dev/proj/tagifai/tagifai-{s}:v1" for s in STEPS
+    }
 
 
 def test_a_failed_vertex_job_exits_1(offline_vertex, monkeypatch, capsys):
     from google.cloud.aiplatform import pipeline_jobs
-
     from loopback import FakeVertex
 
     monkeypatch.setattr(pipeline_jobs, "_JOB_WAIT_TIME", 0.01)
     with FakeVertex(job_states=("PIPELINE_STATE_FAILED",)) as server:
-        code = main(["vertex", "run", "mlops", "--package", MLOPS, "--project", "p", "--pipeline-root", "gs://b/r", *PARAMS,
-                     "--api-endpoint", server.url, "--api-transport", "rest", "--wait"])
+        code = main(
+            [
+                "vertex",
+                "run",
+                "mlops",
+                "--package",
+                MLOPS,
+                "--project",
+                "p",
+                "--pipeline-root",
+                "gs://b/r",
+                *PARAMS,
+                "--api-endpoint",
+                server.url,
+                "--api-transport",
+                "rest",
+                "--wait",
+            ]
+        )
     assert code == 1 and "mlops FAILED" in capsys.readouterr().out
 
 
 def test_vertex_schedule_creates_a_schedule_one_run_at_a_time(vertex_server, offline_vertex, capsys):
-    code = main(["--debug", "vertex", "schedule", "continual", "--package", str(COMPILED / "vertex" / "continual.yaml"),
-                 "--project", "proj", "--region", "us-central1", "--pipeline-root", "gs://b/r", *PARAMS,
-                 "--cron", "0 6 * * 1", "--timezone", "Europe/Paris", "--start", "2024-06-01",
-                 "--service-account", "runner@proj.iam.gserviceaccount.com",
-                 "--api-endpoint", vertex_server.url, "--api-transport", "rest"])
+    code = main(
+        [
+            "--debug",
+            "vertex",
+            "schedule",
+            "continual",
+            "--package",
+            str(COMPILED / "vertex" / "continual.yaml"),
+            "--project",
+            "proj",
+            "--region",
+            "us-central1",
+            "--pipeline-root",
+            "gs://b/r",
+            *PARAMS,
+            "--cron",
+            "0 6 * * 1",
+            "--timezone",
+            "Europe/Paris",
+            "--start",
+            "2024-06-01",
+            "--service-account",
+            "runner@proj.iam.gserviceaccount.com",
+            "--api-endpoint",
+            vertex_server.url,
+            "--api-transport",
+            "rest",
+        ]
+    )
     assert code == 0
     [create] = vertex_server.find("POST", "/schedules")
     assert create.path == "/v1/projects/proj/locations/us-central1/schedules"
@@ -154,6 +281,159 @@ def test_vertex_schedule_creates_a_schedule_one_run_at_a_time(vertex_server, off
     assert body["startTime"].startswith("2024-06-01T00:00:00")
     job = body["createPipelineJobRequest"]["pipelineJob"]
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/r"
-    assert job["runtimeConfig"]["parameterValues"]["dbt_target"] == "prod"
+    assert "dbt_target" not in job["runtimeConfig"]["parameterValues"]  # the step takes the warehouse's target
     assert job["serviceAccount"] == "runner@proj.iam.gserviceaccount.com"
     assert body["createPipelineJobRequest"]["parent"] == "projects/proj/locations/us-central1"
+
+
+# --- the shared package options (tagifai_cli.options) and the Vertex settings (TAGIFAI_VERTEX_*)
+
+
+def test_vertex_run_and_schedule_compile_with_the_pushed_digests(vertex_server, offline_vertex, monkeypatch):
+    _pushed(monkeypatch, {"sync", "validate", "transform", "extract", "optimize", "train", "evaluate"})
+    registry = "europe-west4-docker.pkg.dev/proj/tagifai"
+    common = [
+        "mlops",
+        "--by-digest",
+        "--registry",
+        registry,
+        "--project",
+        "proj",
+        "--pipeline-root",
+        "gs://b/r",
+        *PARAMS,
+        "--api-endpoint",
+        vertex_server.url,
+        *REST,
+    ]
+    assert main(["--debug", "vertex", "run", *common]) == 0
+    assert main(["--debug", "vertex", "schedule", *common, "--cron", "0 6 * * *"]) == 0
+    [run] = vertex_server.find("POST", "/pipelineJobs")
+    [schedule] = vertex_server.find("POST", "/schedules")
+    assert _sent_images(run) == _sent_images(schedule) == {f"{registry}/tagifai-{s}@{DIGEST}" for s in STEPS}
+
+
+def test_vertex_by_digest_without_pushed_digests_is_one_line_naming_the_missing_steps(
+    vertex_server, offline_vertex, monkeypatch, capsys
+):
+    _pushed(monkeypatch, {"sync", "validate", "transform", "extract"})
+    common = [
+        "mlops",
+        "--by-digest",
+        "--project",
+        "proj",
+        "--pipeline-root",
+        "gs://b/r",
+        *PARAMS,
+        "--api-endpoint",
+        vertex_server.url,
+        *REST,
+    ]
+    for command in (["run"], ["schedule", "--cron", "0 6 * * *"]):
+        assert main(["vertex", *command, *common]) == 1
+        [line] = capsys.readouterr().err.splitlines()
+        assert line == (
+            "tagifai vertex: error: DeliveryError: --by-digest: no pushed digest for optimize, train, "
+            "evaluate; run `tagifai images build` and `tagifai images push` first"
+        )
+    assert vertex_server.requests == [] and offline_vertex == []  # refused before building the job
+
+
+def test_vertex_compile_flags_with_a_package_are_refused(vertex_server, offline_vertex, capsys):
+    assert (
+        main(
+            [
+                "vertex",
+                "run",
+                "mlops",
+                "--package",
+                MLOPS,
+                "--tag",
+                "v1",
+                "--project",
+                "proj",
+                "--pipeline-root",
+                "gs://b/r",
+                *PARAMS,
+                "--api-endpoint",
+                vertex_server.url,
+                *REST,
+            ]
+        )
+        == 1
+    )
+    assert "--tag: only when compiling" in capsys.readouterr().err
+    assert vertex_server.requests == []
+
+
+def test_vertex_settings_come_from_the_environment_when_no_flag_is_given(vertex_server, offline_vertex, monkeypatch):
+    for key, value in {
+        "VERTEX_PROJECT": "env-proj",
+        "VERTEX_REGION": "europe-west1",
+        "VERTEX_PIPELINE_ROOT": "gs://env-bucket/root",
+        "VERTEX_SERVICE_ACCOUNT": "env-runner@env-proj.iam.gserviceaccount.com",
+        "VERTEX_API_ENDPOINT": vertex_server.url,
+        "WAREHOUSE": "bigquery://env-proj/tagifai",
+        "MLFLOW_TRACKING_URI": "https://mlflow.example.com",
+        "REGISTRY": "env.example.com/ml",
+        "IMAGE_TAG": "env-tag",
+    }.items():
+        monkeypatch.setenv(f"TAGIFAI_{key}", value)
+    assert main(["--debug", "vertex", "run", "mlops", *REST, "--job-id", "mlops-env"]) == 0
+    [create] = vertex_server.requests
+    assert create.path == "/v1/projects/env-proj/locations/europe-west1/pipelineJobs"
+    body = create.json
+    assert body["serviceAccount"] == "env-runner@env-proj.iam.gserviceaccount.com"
+    assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://env-bucket/root"
+    assert body["runtimeConfig"]["parameterValues"]["warehouse"] == "bigquery://env-proj/tagifai"
+    assert body["runtimeConfig"]["parameterValues"]["mlflow_tracking_uri"] == "https://mlflow.example.com"
+    assert _sent_images(create) == {f"env.example.com/ml/tagifai-{s}:env-tag" for s in STEPS}
+    assert offline_vertex == ["gs://env-bucket/root"]
+
+
+def test_vertex_flags_over_settings_and_google_cloud_project_last(vertex_server, offline_vertex, monkeypatch):
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "gcloud-proj")
+    monkeypatch.setenv("TAGIFAI_VERTEX_PIPELINE_ROOT", "gs://env-bucket/root")
+    monkeypatch.setenv("TAGIFAI_VERTEX_REGION", "europe-west1")
+    assert (
+        main(
+            [
+                "--debug",
+                "vertex",
+                "run",
+                "mlops",
+                *PARAMS,
+                "--region",
+                "asia-east1",
+                "--job-id",
+                "mlops-a",
+                "--api-endpoint",
+                vertex_server.url,
+                *REST,
+            ]
+        )
+        == 0
+    )
+    monkeypatch.setenv("TAGIFAI_VERTEX_PROJECT", "env-proj")
+    assert (
+        main(
+            [
+                "--debug",
+                "vertex",
+                "run",
+                "mlops",
+                *PARAMS,
+                "--job-id",
+                "mlops-b",
+                "--api-endpoint",
+                vertex_server.url,
+                *REST,
+            ]
+        )
+        == 0
+    )
+    paths = [r.path for r in vertex_server.find("POST", "/pipelineJobs")]
+    assert paths == [
+        "/v1/projects/gcloud-proj/locations/asia-east1/pipelineJobs",
+        "/v1/projects/env-proj/locations/europe-west1/pipelineJobs",
+    ]

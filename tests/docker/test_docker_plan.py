@@ -54,8 +54,12 @@ def test_plan_serves_local_sources_and_mounts_the_state_folder_once(tmp_path, da
 def test_plan_mounts_files_outside_the_state_folder_and_passes_remote_uris_through(tmp_path, data):
     home, elsewhere = tmp_path / "home", tmp_path / "wh"
     args = _arguments(home, data)
-    args.update(projects_source="https://example.org/projects.csv", warehouse=f"duckdb:///{elsewhere / 'w.duckdb'}",
-                mlflow_tracking_uri="http://127.0.0.1:5001", optuna_storage="postgresql://db/optuna")
+    args.update(
+        projects_source="https://example.org/projects.csv",
+        warehouse=f"duckdb:///{elsewhere / 'w.duckdb'}",
+        mlflow_tracking_uri="http://127.0.0.1:5001",
+        optuna_storage="postgresql://db/optuna",
+    )
     plan = docker_run.plan(args, home)
     assert set(plan.local_files) == {"tags_source"}
     assert plan.arguments["projects_source"] == "https://example.org/projects.csv"
@@ -72,7 +76,11 @@ def test_plan_fails_on_a_missing_local_source(tmp_path, data):
 
 def test_dataops_arguments_need_no_mlflow_server(tmp_path, data):
     home = tmp_path / "home"
-    args = {k: v for k, v in _arguments(home, data).items() if k in ("projects_source", "tags_source", "warehouse", "state_dir")}
+    args = {
+        k: v
+        for k, v in _arguments(home, data).items()
+        if k in ("projects_source", "tags_source", "warehouse", "state_dir")
+    }
     assert docker_run.plan(args, home).mlflow_backend is None
 
 
@@ -101,7 +109,15 @@ def test_file_server_serves_only_the_files_it_was_given(data):
 
 def test_task_of_reads_the_task_from_a_kfp_command():
     executor_input = {"outputs": {"outputFile": "/h/runs/continual-2026-01-01/validate-table-2/executor_output.json"}}
-    args = ["-ec", "program", "source", "--executor_input", json.dumps(executor_input), "--function_to_execute", "validate_table"]
+    args = [
+        "-ec",
+        "program",
+        "source",
+        "--executor_input",
+        json.dumps(executor_input),
+        "--function_to_execute",
+        "validate_table",
+    ]
     assert docker_run._task_of(args) == ("continual-2026-01-01", "validate-table-2", "validate_table")
     assert docker_run._task_of(["python3"]) == (None, None, None)
 
@@ -113,3 +129,39 @@ def test_hand_over_gives_the_state_to_the_image_user(tmp_path):
     assert docker_run.hand_over([tmp_path / "s"]) == 3
     assert {p.stat().st_uid for p in [tmp_path / "s", *(tmp_path / "s").rglob("*")]} == {docker_run.IMAGE_UID}
     assert docker_run.hand_over([tmp_path / "s"]) == 0
+
+
+class _Engine:
+    """An engine that knows the images ``attrs`` (name -> attrs) and no other."""
+
+    def __init__(self, attrs: dict[str, dict]):
+        from types import SimpleNamespace
+
+        def get(name):
+            if name not in attrs:
+                raise LookupError(name)
+            return SimpleNamespace(attrs=attrs[name])
+
+        self.images = SimpleNamespace(get=get)
+
+
+def test_check_images_reads_each_step_image_and_names_every_missing_one():
+    from tagifai import steps
+
+    wanted = [s.image() for s in steps.STEPS]
+    built = {
+        s.image(): {
+            "Id": f"sha256:{i:064x}",
+            "Config": {"User": "10001:10001", "Labels": {docker_run.STEP_LABEL: s.name}},
+        }
+        for i, s in enumerate(steps.STEPS)
+        if not s.shared_lock
+    }
+    missing = [s.image() for s in steps.STEPS if s.shared_lock]
+    with pytest.raises(docker_run.DockerRunError) as err:
+        docker_run.check_images(_Engine(built), wanted)
+    assert all(image in str(err.value) for image in missing)
+    assert not any(image in str(err.value) for image in built)
+    found = docker_run.check_images(_Engine(built), list(built))
+    assert {info["step"] for info in found.values()} == {s.name for s in steps.STEPS if not s.shared_lock}
+    assert all(info["user"] == "10001:10001" for info in found.values())

@@ -16,17 +16,38 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tagifai import steps
 from tagifai_cli import images
 
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data" / "madewithml")
-TASK_STEPS = {  # display name -> the step (image) it must run in
-    "sync-projects": "sync", "sync-tags": "sync", "validate-projects": "validate", "validate-tags": "validate",
-    "transform": "transform", "validate-labeled-projects": "validate", "extract": "extract",
-    "validate-dataset": "validate", "optimize": "optimize", "train": "train", "evaluate": "evaluate",
+DATA = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
+#: display name -> the component the task runs; the step (image) it must run in comes from the step table
+TASK_COMPONENTS = {
+    "sync-projects": "sync",
+    "sync-tags": "sync",
+    "validate-projects": "validate_table",
+    "validate-tags": "validate_table",
+    "transform": "transform",
+    "validate-labeled-projects": "validate_table",
+    "extract": "extract",
+    "validate-dataset": "validate_dataset",
+    "optimize": "optimize",
+    "train": "train",
+    "evaluate": "evaluate",
 }
+TASK_STEPS = {name: steps.step_of_component(component).name for name, component in TASK_COMPONENTS.items()}
+
+
+def _step_of_task(task: str) -> str:
+    """The step of a task key (``validate-table-2`` -> validate), from the step table."""
+    prefix, _, suffix = task.rpartition("-")
+    return steps.step_of_component(prefix if suffix.isdigit() else task).name
+
+
+def test_the_run_covers_every_step_of_the_table():
+    assert set(TASK_STEPS.values()) == set(steps.NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +59,19 @@ def docker_run(built_images, tmp_path_factory):
         if var in os.environ:
             env[var] = os.environ[var]
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "tagifai_cli.main", "run", "continual", "--runner", "docker",
-                           "--num-trials", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tagifai_cli.main", "run", "continual", "--runner", "docker", "--num-trials", "2"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise AssertionError(f"tagifai run --runner docker exited {proc.returncode}\n{proc.stdout[-5000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"tagifai run --runner docker exited {proc.returncode}\n{proc.stdout[-5000:]}\n{proc.stderr[-3000:]}"
+        )
     print(f"\ncontinual under DockerRunner: {seconds:.1f} s wall")
     return home, proc, json.loads((home / "last_run.json").read_text())
 
@@ -65,6 +94,7 @@ def test_each_task_ran_in_its_own_steps_image_as_non_root(docker_run):
     for c in containers:
         name = labels[c["task"]]
         step = TASK_STEPS[name]
+        assert _step_of_task(c["task"]) == step, (name, c)
         assert c["image"] == images.image_name(step), (name, c)
         assert c["step_label"] == step, (name, c)
         assert c["exit_code"] == 0, (name, c)

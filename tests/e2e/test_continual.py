@@ -17,8 +17,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "madewithml"
 STEPS = [
-    "sync-projects", "sync-tags", "validate-projects", "validate-tags", "transform", "validate-labeled-projects",
-    "extract", "validate-dataset", "optimize", "train", "evaluate",
+    "sync-projects",
+    "sync-tags",
+    "validate-projects",
+    "validate-tags",
+    "transform",
+    "validate-labeled-projects",
+    "extract",
+    "validate-dataset",
+    "optimize",
+    "train",
+    "evaluate",
 ]
 
 pytestmark = pytest.mark.e2e
@@ -27,9 +36,18 @@ pytestmark = pytest.mark.e2e
 def _tagifai(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAGIFAI_", "MLFLOW_"))}
     env.update(TAGIFAI_HOME=str(home), DATA_DIR=str(DATA))
-    proc = subprocess.run([sys.executable, "-m", "tagifai_cli.main", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tagifai_cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"tagifai {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"tagifai {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -73,7 +91,14 @@ def test_model_is_registered_in_the_local_mlflow_registry(run):
 
 def test_cli_predict_and_evaluate_use_the_registered_model(run, tmp_path):
     home, _, summary = run
-    out = _tagifai(home, "predict", "--title", "Transformers for text classification", "--description", "BERT language models for NLP.")
+    out = _tagifai(
+        home,
+        "predict",
+        "--title",
+        "Transformers for text classification",
+        "--description",
+        "BERT language models for NLP.",
+    )
     assert json.loads(out.stdout)[0]["predicted_tag"] == "natural-language-processing"
 
     df = pd.read_csv(DATA / "projects.csv").merge(pd.read_csv(DATA / "tags.csv"), on="id").head(60)
@@ -83,7 +108,11 @@ def test_cli_predict_and_evaluate_use_the_registered_model(run, tmp_path):
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert len(pred) == 60 and "predicted_tag" in pred.columns
     assert {c for c in pred.columns if c.startswith("prob_")} == {
-        "prob_computer-vision", "prob_mlops", "prob_natural-language-processing", "prob_other"}
+        "prob_computer-vision",
+        "prob_mlops",
+        "prob_natural-language-processing",
+        "prob_other",
+    }
 
     report = json.loads(_tagifai(home, "evaluate", "--input", str(src)).stdout)
     assert report["overall"]["num_samples"] == 60
@@ -93,7 +122,9 @@ def test_cli_predict_and_evaluate_use_the_registered_model(run, tmp_path):
     # The same rows as a spreadsheet's semicolon export: the same scores, and a Markdown report.
     semi = tmp_path / "labeled_semicolon.csv"
     df.to_csv(semi, index=False, sep=";")
-    again = json.loads(_tagifai(home, "evaluate", "--input", str(semi), "--report", str(tmp_path / "r" / "report.md")).stdout)
+    again = json.loads(
+        _tagifai(home, "evaluate", "--input", str(semi), "--report", str(tmp_path / "r" / "report.md")).stdout
+    )
     assert again["overall"] == report["overall"]
     md = (tmp_path / "r" / "report.md").read_text()
     assert "## Per class" in md and "## Confusion matrix" in md and str(semi) in md

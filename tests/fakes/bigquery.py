@@ -41,20 +41,51 @@ from sqlglot import exp
 
 # DuckDB type (information_schema.columns.data_type) -> BigQuery REST type (tables.get schema)
 _REST_TYPES = {
-    "BIGINT": "INTEGER", "INTEGER": "INTEGER", "SMALLINT": "INTEGER", "TINYINT": "INTEGER", "HUGEINT": "INTEGER",
-    "VARCHAR": "STRING", "DOUBLE": "FLOAT", "FLOAT": "FLOAT", "BOOLEAN": "BOOLEAN", "DATE": "DATE",
-    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "TIMESTAMP": "DATETIME", "BLOB": "BYTES", "JSON": "JSON", "TIME": "TIME",
+    "BIGINT": "INTEGER",
+    "INTEGER": "INTEGER",
+    "SMALLINT": "INTEGER",
+    "TINYINT": "INTEGER",
+    "HUGEINT": "INTEGER",
+    "VARCHAR": "STRING",
+    "DOUBLE": "FLOAT",
+    "FLOAT": "FLOAT",
+    "BOOLEAN": "BOOLEAN",
+    "DATE": "DATE",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
+    "TIMESTAMP": "DATETIME",
+    "BLOB": "BYTES",
+    "JSON": "JSON",
+    "TIME": "TIME",
 }
 # DuckDB type -> GoogleSQL type (INFORMATION_SCHEMA.COLUMNS.data_type)
 _SQL_TYPES = {
-    "BIGINT": "INT64", "INTEGER": "INT64", "VARCHAR": "STRING", "DOUBLE": "FLOAT64", "BOOLEAN": "BOOL",
-    "DATE": "DATE", "TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "TIMESTAMP": "DATETIME", "BLOB": "BYTES", "JSON": "JSON",
+    "BIGINT": "INT64",
+    "INTEGER": "INT64",
+    "VARCHAR": "STRING",
+    "DOUBLE": "FLOAT64",
+    "BOOLEAN": "BOOL",
+    "DATE": "DATE",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
+    "TIMESTAMP": "DATETIME",
+    "BLOB": "BYTES",
+    "JSON": "JSON",
 }
 # BigQuery REST type -> DuckDB type (tables created by load jobs with a schema)
 _DUCK_TYPES = {
-    "INTEGER": "BIGINT", "INT64": "BIGINT", "STRING": "VARCHAR", "FLOAT": "DOUBLE", "FLOAT64": "DOUBLE",
-    "BOOLEAN": "BOOLEAN", "BOOL": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ", "DATETIME": "TIMESTAMP", "DATE": "DATE",
-    "BYTES": "BLOB", "JSON": "JSON", "NUMERIC": "DECIMAL(38,9)", "BIGNUMERIC": "DECIMAL(38,9)",
+    "INTEGER": "BIGINT",
+    "INT64": "BIGINT",
+    "STRING": "VARCHAR",
+    "FLOAT": "DOUBLE",
+    "FLOAT64": "DOUBLE",
+    "BOOLEAN": "BOOLEAN",
+    "BOOL": "BOOLEAN",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "DATETIME": "TIMESTAMP",
+    "DATE": "DATE",
+    "BYTES": "BLOB",
+    "JSON": "JSON",
+    "NUMERIC": "DECIMAL(38,9)",
+    "BIGNUMERIC": "DECIMAL(38,9)",
 }
 
 
@@ -64,9 +95,17 @@ class BigQueryApiError(Exception):
         self.code, self.reason, self.message = code, reason, message
 
     def body(self) -> dict:
-        status = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}.get(self.code, "INTERNAL")
-        return {"error": {"code": self.code, "message": self.message, "status": status,
-                          "errors": [{"reason": self.reason, "message": self.message, "domain": "global"}]}}
+        status = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}.get(
+            self.code, "INTERNAL"
+        )
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "status": status,
+                "errors": [{"reason": self.reason, "message": self.message, "domain": "global"}],
+            }
+        }
 
 
 def _arrow_rest_type(t: pa.DataType) -> str:
@@ -93,7 +132,7 @@ def _rest_value(value: Any, bq_type: str, int64_timestamps: bool) -> Any:
         return None
     if bq_type == "TIMESTAMP":
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         micros = int(value.timestamp()) * 1_000_000 + value.microsecond
         return str(micros) if int64_timestamps else f"{micros / 1e6:.6f}"
     if bq_type == "DATETIME":
@@ -176,7 +215,7 @@ class FakeBigQuery:
 
     # ---------------------------------------------------------------------------------- lifecycle
 
-    def start(self, grpc_storage: bool = True) -> "FakeBigQuery":
+    def start(self, grpc_storage: bool = True) -> FakeBigQuery:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -230,7 +269,9 @@ class FakeBigQuery:
         """``127.0.0.1:PORT`` (the form BIGQUERY_EMULATOR_HOST takes, with http://)."""
         return self.endpoint.split("://", 1)[1]
 
-    def service_account_info(self, private_key_pem: str, email: str = "tagifai-test@example.iam.gserviceaccount.com") -> dict:
+    def service_account_info(
+        self, private_key_pem: str, email: str = "tagifai-test@example.iam.gserviceaccount.com"
+    ) -> dict:
         """A service-account key whose token_uri is this server's /token."""
         return {
             "type": "service_account",
@@ -257,7 +298,9 @@ class FakeBigQuery:
 
     def datasets(self) -> set[str]:
         with self.lock:
-            rows = self.db.execute("SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database()").fetchall()
+            rows = self.db.execute(
+                "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database()"
+            ).fetchall()
         return {r[0] for r in rows} - {"main", "information_schema", "pg_catalog"}
 
     # ---------------------------------------------------------------------------------- HTTP
@@ -273,7 +316,9 @@ class FakeBigQuery:
             body = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
         auth = headers.get("Authorization") or headers.get("authorization")
         with self.lock:
-            self.calls.append(Call(method, path, params, body if body is not None else (f"<{len(raw)} bytes>" if raw else None), auth))
+            self.calls.append(
+                Call(method, path, params, body if body is not None else (f"<{len(raw)} bytes>" if raw else None), auth)
+            )
             for fault in self.faults:
                 if fault[3] > 0 and fault[0] == method and re.search(fault[1], path):
                     fault[3] -= 1
@@ -285,9 +330,9 @@ class FakeBigQuery:
             if not auth or not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
                 raise BigQueryApiError(401, "unauthorized", "Request had invalid authentication credentials.")
             if path.startswith("/upload/bigquery/v2"):
-                return self._upload(method, path[len("/upload/bigquery/v2"):], params, headers, raw, ctype)
+                return self._upload(method, path[len("/upload/bigquery/v2") :], params, headers, raw, ctype)
             if path.startswith("/bigquery/v2"):
-                return self._rest(method, path[len("/bigquery/v2"):], params, body)
+                return self._rest(method, path[len("/bigquery/v2") :], params, body)
             raise BigQueryApiError(404, "notFound", f"no route {method} {path}")
         except BigQueryApiError as err:
             return err.code, err.body(), None
@@ -332,11 +377,18 @@ class FakeBigQuery:
     # ---------------------------------------------------------------------------------- datasets
 
     def _dataset_resource(self, dataset: str) -> dict:
-        return {"kind": "bigquery#dataset", "id": f"{self.project}:{dataset}", "location": "US",
-                "datasetReference": {"projectId": self.project, "datasetId": dataset}}
+        return {
+            "kind": "bigquery#dataset",
+            "id": f"{self.project}:{dataset}",
+            "location": "US",
+            "datasetReference": {"projectId": self.project, "datasetId": dataset},
+        }
 
     def _list_datasets(self, params, body):
-        return {"kind": "bigquery#datasetList", "datasets": [self._dataset_resource(d) for d in sorted(self.datasets())]}
+        return {
+            "kind": "bigquery#datasetList",
+            "datasets": [self._dataset_resource(d) for d in sorted(self.datasets())],
+        }
 
     def _insert_dataset(self, params, body):
         dataset = body["datasetReference"]["datasetId"]
@@ -369,23 +421,49 @@ class FakeBigQuery:
         cols = self._columns(dataset, table)
         if not cols:
             raise BigQueryApiError(404, "notFound", f"Not found: Table {self.project}:{dataset}.{table}")
-        return [{"name": n, "type": _REST_TYPES.get(t, "NUMERIC" if t.startswith("DECIMAL") else "STRING"),
-                 "mode": "NULLABLE" if nullable == "YES" else "REQUIRED"} for n, t, nullable in cols]
+        return [
+            {
+                "name": n,
+                "type": _REST_TYPES.get(t, "NUMERIC" if t.startswith("DECIMAL") else "STRING"),
+                "mode": "NULLABLE" if nullable == "YES" else "REQUIRED",
+            }
+            for n, t, nullable in cols
+        ]
 
     def _list_tables(self, dataset, params, body):
-        names = [r[0] for r in self.db.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1", [dataset]).fetchall()]
-        return {"kind": "bigquery#tableList", "totalItems": len(names), "tables": [
-            {"kind": "bigquery#table", "type": "TABLE",
-             "tableReference": {"projectId": self.project, "datasetId": dataset, "tableId": n}} for n in names]}
+        names = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1", [dataset]
+            ).fetchall()
+        ]
+        return {
+            "kind": "bigquery#tableList",
+            "totalItems": len(names),
+            "tables": [
+                {
+                    "kind": "bigquery#table",
+                    "type": "TABLE",
+                    "tableReference": {"projectId": self.project, "datasetId": dataset, "tableId": n},
+                }
+                for n in names
+            ],
+        }
 
     def _get_table(self, dataset, table, params, body):
         schema = self._schema(dataset, table)
         rows = self.db.execute(f'SELECT count(*) FROM "{dataset}"."{table}"').fetchall()[0][0]
-        return {"kind": "bigquery#table", "id": f"{self.project}:{dataset}.{table}", "type": "TABLE", "location": "US",
-                "tableReference": {"projectId": self.project, "datasetId": dataset, "tableId": table},
-                "schema": {"fields": schema}, "numRows": str(rows), "numBytes": "0",
-                "creationTime": str(int(time.time() * 1000))}
+        return {
+            "kind": "bigquery#table",
+            "id": f"{self.project}:{dataset}.{table}",
+            "type": "TABLE",
+            "location": "US",
+            "tableReference": {"projectId": self.project, "datasetId": dataset, "tableId": table},
+            "schema": {"fields": schema},
+            "numRows": str(rows),
+            "numBytes": "0",
+            "creationTime": str(int(time.time() * 1000)),
+        }
 
     def _delete_table(self, dataset, table, params, body):
         self._schema(dataset, table)
@@ -403,7 +481,10 @@ class FakeBigQuery:
         int64_ts = str(params.get("formatOptions.useInt64Timestamp", "")).lower() == "true"
         page = data.slice(start, size).to_pylist()
         types = [f["type"] for f in schema]
-        rows = [{"f": [{"v": _rest_value(row[f["name"]], t, int64_ts)} for f, t in zip(schema, types)]} for row in page]
+        rows = [
+            {"f": [{"v": _rest_value(row[f["name"]], t, int64_ts)} for f, t in zip(schema, types, strict=False)]}
+            for row in page
+        ]
         out = {"kind": kind, "totalRows": str(data.num_rows), "rows": rows}
         if start + size < data.num_rows:
             out["pageToken"] = str(start + size)
@@ -453,25 +534,41 @@ class FakeBigQuery:
             if "INFORMATION_SCHEMA" in upper:
                 k = upper.index("INFORMATION_SCHEMA")
                 dataset = parts[k - 1] if k >= 1 else default_dataset
-                view = ".".join(upper[k + 1:]) or parts[-1].upper()
+                view = ".".join(upper[k + 1 :]) or parts[-1].upper()
                 if view == "COLUMNS":
                     mapping = " ".join(f"WHEN '{a}' THEN '{b}'" for a, b in _SQL_TYPES.items())
-                    sub = (f"SELECT table_catalog, table_schema, table_name, column_name, ordinal_position, is_nullable, "
-                           f"CASE data_type {mapping} ELSE data_type END AS data_type, "
-                           f"NULL AS numeric_precision, NULL AS numeric_scale "
-                           f"FROM information_schema.columns WHERE table_schema = '{dataset}'")
+                    sub = (
+                        f"SELECT table_catalog, table_schema, table_name, column_name, ordinal_position, is_nullable, "
+                        f"CASE data_type {mapping} ELSE data_type END AS data_type, "
+                        f"NULL AS numeric_precision, NULL AS numeric_scale "
+                        f"FROM information_schema.columns WHERE table_schema = '{dataset}'"
+                    )
                 elif view == "TABLES":
-                    sub = f"SELECT table_catalog, table_schema, table_name, table_type FROM information_schema.tables WHERE table_schema = '{dataset}'"
+                    sub = (
+                        "SELECT table_catalog, table_schema, table_name, table_type "
+                        f"FROM information_schema.tables WHERE table_schema = '{dataset}'"
+                    )
                 else:
-                    raise BigQueryApiError(400, "invalidQuery", f"INFORMATION_SCHEMA.{view} is not supported by the fake")
+                    raise BigQueryApiError(
+                        400, "invalidQuery", f"INFORMATION_SCHEMA.{view} is not supported by the fake"
+                    )
                 alias = table.alias if table.alias and table.alias.upper() != view else view
-                table.replace(exp.Subquery(this=sqlglot.parse_one(sub, read="duckdb"), alias=exp.TableAlias(this=exp.to_identifier(alias))))
+                table.replace(
+                    exp.Subquery(
+                        this=sqlglot.parse_one(sub, read="duckdb"), alias=exp.TableAlias(this=exp.to_identifier(alias))
+                    )
+                )
                 continue
             if table.catalog == self.project:
                 table.set("catalog", None)
-            if not table.db and default_dataset and table.name and not isinstance(table.parent, exp.Schema):
-                if table.name not in {c.alias for c in stmt.find_all(exp.CTE)}:
-                    table.set("db", exp.to_identifier(default_dataset, quoted=True))
+            if (
+                not table.db
+                and default_dataset
+                and table.name
+                and not isinstance(table.parent, exp.Schema)
+                and table.name not in {c.alias for c in stmt.find_all(exp.CTE)}
+            ):
+                table.set("db", exp.to_identifier(default_dataset, quoted=True))
         return stmt.sql("duckdb"), stmt
 
     def _run_query(self, config: dict, job_id: str) -> Job:
@@ -485,11 +582,17 @@ class FakeBigQuery:
         named = {p["name"]: _param_value(p) for p in config.get("queryParameters") or [] if p.get("name")}
         now = str(int(time.time() * 1000))
         resource = {
-            "kind": "bigquery#job", "id": f"{self.project}:US.{job_id}",
+            "kind": "bigquery#job",
+            "id": f"{self.project}:US.{job_id}",
             "jobReference": {"projectId": self.project, "jobId": job_id, "location": "US"},
             "configuration": {"query": config, "jobType": "QUERY"},
             "status": {"state": "DONE"},
-            "statistics": {"creationTime": now, "startTime": now, "endTime": now, "query": {"totalBytesProcessed": "0"}},
+            "statistics": {
+                "creationTime": now,
+                "startTime": now,
+                "endTime": now,
+                "query": {"totalBytesProcessed": "0"},
+            },
         }
         job = Job(resource)
         executed: list[str] = []
@@ -548,18 +651,29 @@ class FakeBigQuery:
                     use, params = params[:n_params], params[n_params:]
                 if resource["statistics"]["query"]["statementType"] is None:
                     resource["statistics"]["query"]["statementType"] = {
-                        exp.Select: "SELECT", exp.Union: "SELECT", exp.Insert: "INSERT", exp.Delete: "DELETE",
-                        exp.Update: "UPDATE", exp.Merge: "MERGE", exp.Create: "CREATE_TABLE", exp.Drop: "DROP_TABLE",
-                        exp.Alter: "ALTER_TABLE"}.get(type(stmt), "SCRIPT")
+                        exp.Select: "SELECT",
+                        exp.Union: "SELECT",
+                        exp.Insert: "INSERT",
+                        exp.Delete: "DELETE",
+                        exp.Update: "UPDATE",
+                        exp.Merge: "MERGE",
+                        exp.Create: "CREATE_TABLE",
+                        exp.Drop: "DROP_TABLE",
+                        exp.Alter: "ALTER_TABLE",
+                    }.get(type(stmt), "SCRIPT")
                 if isinstance(stmt, exp.Select | exp.Union):
                     job.table = con.sql(duck, params=use or None).to_arrow_table()
                 else:
                     result = con.execute(duck, use).fetchall()
                     if isinstance(stmt, exp.Insert | exp.Delete | exp.Update | exp.Merge) and result:
                         affected += int(result[0][0])
-            resource["statistics"]["query"]["statementType"] = resource["statistics"]["query"]["statementType"] or "SCRIPT"
+            resource["statistics"]["query"]["statementType"] = (
+                resource["statistics"]["query"]["statementType"] or "SCRIPT"
+            )
             if job.table is not None:
-                job.schema = [{"name": f.name, "type": _arrow_rest_type(f.type), "mode": "NULLABLE"} for f in job.table.schema]
+                job.schema = [
+                    {"name": f.name, "type": _arrow_rest_type(f.type), "mode": "NULLABLE"} for f in job.table.schema
+                ]
                 resource["statistics"]["query"]["schema"] = {"fields": job.schema}
             else:
                 resource["statistics"]["query"]["numDmlAffectedRows"] = str(affected)
@@ -569,21 +683,35 @@ class FakeBigQuery:
             else:
                 text = str(exc)
                 not_found = isinstance(exc, duckdb.CatalogException) and "does not exist" in text
-                job.error = BigQueryApiError(404 if not_found else 400, "notFound" if not_found else "invalidQuery",
-                                             ("Not found: " if not_found else "") + text.splitlines()[0])
+                job.error = BigQueryApiError(
+                    404 if not_found else 400,
+                    "notFound" if not_found else "invalidQuery",
+                    ("Not found: " if not_found else "") + text.splitlines()[0],
+                )
             resource["status"]["errorResult"] = {"reason": job.error.reason, "message": job.error.message}
             resource["status"]["errors"] = [dict(resource["status"]["errorResult"])]
-        self.queries.append({"sql": sql, "duckdb": executed, "session": session,
-                             "params": [_param_value(p) for p in config.get("queryParameters") or []],
-                             "job_id": job_id, "error": job.error.message if job.error else None})
+        self.queries.append(
+            {
+                "sql": sql,
+                "duckdb": executed,
+                "session": session,
+                "params": [_param_value(p) for p in config.get("queryParameters") or []],
+                "job_id": job_id,
+                "error": job.error.message if job.error else None,
+            }
+        )
         self.jobs[job_id] = job
         return job
 
     def _query_response(self, job: Job, params: dict) -> dict:
         if job.error:
             raise job.error
-        out = {"kind": "bigquery#getQueryResultsResponse", "jobReference": job.resource["jobReference"],
-               "jobComplete": True, "cacheHit": False}
+        out = {
+            "kind": "bigquery#getQueryResultsResponse",
+            "jobReference": job.resource["jobReference"],
+            "jobComplete": True,
+            "cacheHit": False,
+        }
         if job.table is not None:
             out.update(self._rows_page(job.schema, job.table, params, kind=out["kind"]))
             out["schema"] = {"fields": job.schema}
@@ -596,7 +724,11 @@ class FakeBigQuery:
 
     def _jobs_query(self, params, body):
         job_id = f"job_{uuid.uuid4().hex[:16]}"
-        config = {k: v for k, v in body.items() if k not in ("requestId", "formatOptions", "maxResults", "timeoutMs", "location", "jobCreationMode")}
+        config = {
+            k: v
+            for k, v in body.items()
+            if k not in ("requestId", "formatOptions", "maxResults", "timeoutMs", "location", "jobCreationMode")
+        }
         job = self._run_query(config, job_id)
         fmt = body.get("formatOptions") or {}
         page_params = {"formatOptions.useInt64Timestamp": "true" if fmt.get("useInt64Timestamp") else "false"}
@@ -668,9 +800,11 @@ class FakeBigQuery:
         dataset, table = dest["datasetId"], dest["tableId"]
         fmt = config.get("sourceFormat", "CSV")
         resource = {
-            "kind": "bigquery#job", "id": f"{self.project}:US.{job_id}",
+            "kind": "bigquery#job",
+            "id": f"{self.project}:US.{job_id}",
             "jobReference": {"projectId": self.project, "jobId": job_id, "location": "US"},
-            "configuration": {"load": config, "jobType": "LOAD"}, "status": {"state": "DONE"},
+            "configuration": {"load": config, "jobType": "LOAD"},
+            "status": {"state": "DONE"},
             "statistics": {"creationTime": str(int(time.time() * 1000)), "load": {}},
         }
         record = {**config, "rows": 0, "job_id": job_id, "bytes": len(data)}
@@ -691,9 +825,11 @@ class FakeBigQuery:
             if config.get("writeDisposition") in ("WRITE_TRUNCATE", "WRITE_TRUNCATE_DATA"):
                 self.db.execute(f'DELETE FROM "{dataset}"."{table}"')
             if data.strip():
-                reader = {"PARQUET": f"read_parquet('{path}')",
-                          "NEWLINE_DELIMITED_JSON": f"read_json('{path}', format = 'newline_delimited')",
-                          "CSV": f"read_csv('{path}')"}[fmt]
+                reader = {
+                    "PARQUET": f"read_parquet('{path}')",
+                    "NEWLINE_DELIMITED_JSON": f"read_json('{path}', format = 'newline_delimited')",
+                    "CSV": f"read_csv('{path}')",
+                }[fmt]
                 result = self.db.execute(f'INSERT INTO "{dataset}"."{table}" BY NAME SELECT * FROM {reader}').fetchall()
                 record["rows"] = int(result[0][0])
             resource["statistics"]["load"]["outputRows"] = str(record["rows"])
@@ -736,11 +872,21 @@ class FakeBigQuery:
             if data.num_rows:
                 streams = [types.ReadStream(name=f"{name}/streams/0")]
                 fake._stream_data[f"{name}/streams/0"] = data
-            fake.read_sessions.append({"parent": request.parent, "table": table_path, "selected_fields": selected,
-                                       "data_format": types.DataFormat(request.read_session.data_format).name,
-                                       "max_stream_count": request.max_stream_count, "rows": data.num_rows})
+            fake.read_sessions.append(
+                {
+                    "parent": request.parent,
+                    "table": table_path,
+                    "selected_fields": selected,
+                    "data_format": types.DataFormat(request.read_session.data_format).name,
+                    "max_stream_count": request.max_stream_count,
+                    "rows": data.num_rows,
+                }
+            )
             return types.ReadSession(
-                name=name, table=table_path, data_format=types.DataFormat.ARROW, streams=streams,
+                name=name,
+                table=table_path,
+                data_format=types.DataFormat.ARROW,
+                streams=streams,
                 arrow_schema=types.ArrowSchema(serialized_schema=data.schema.serialize().to_pybytes()),
             )
 
@@ -753,7 +899,9 @@ class FakeBigQuery:
                 yield types.ReadRowsResponse(
                     row_count=batch.num_rows,
                     arrow_schema=schema,  # the real service sends it with the first response at least
-                    arrow_record_batch=types.ArrowRecordBatch(serialized_record_batch=batch.serialize().to_pybytes(), row_count=batch.num_rows),
+                    arrow_record_batch=types.ArrowRecordBatch(
+                        serialized_record_batch=batch.serialize().to_pybytes(), row_count=batch.num_rows
+                    ),
                 )
 
         self._stream_data: dict[str, pa.Table] = {}

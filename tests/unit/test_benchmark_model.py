@@ -16,8 +16,24 @@ _spec.loader.exec_module(model_bench)
 
 
 def test_benchmark_writes_the_table_and_aggregates_the_seeds(tmp_path, labeled_df):
-    assert model_bench.main(["--configs", "tfidf", "--seeds", "0", "1", "--out", str(tmp_path),
-                             "--estimate-config", "tfidf", "--estimate-seeds", "3"]) == 0
+    assert (
+        model_bench.main(
+            [
+                "--configs",
+                "tfidf",
+                "--seeds",
+                "0",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--estimate-config",
+                "tfidf",
+                "--estimate-seeds",
+                "3",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "model.json").read_text())
     runs = report["runs"]
     assert [r["seed"] for r in runs] == [0, 1]
@@ -49,11 +65,11 @@ def test_strict_fails_below_the_goal(tmp_path):
 
 def test_paired_difference_and_estimate():
     def runs(*f1s, seeds=None):
-        return [{"seed": s, "test": {"f1": f}} for s, f in zip(seeds or range(len(f1s)), f1s)]
+        return [{"seed": s, "test": {"f1": f}} for s, f in zip(seeds or range(len(f1s)), f1s, strict=False)]
 
     d = model_bench.paired_difference(runs(0.91, 0.93, 0.95), runs(0.90, 0.90, 0.90))
     assert d["mean"] == pytest.approx(0.03) and d["n"] == 3
-    assert d["se"] == pytest.approx(statistics.stdev([0.01, 0.03, 0.05]) / 3 ** 0.5)
+    assert d["se"] == pytest.approx(statistics.stdev([0.01, 0.03, 0.05]) / 3**0.5)
     # Only the seeds both have are compared.
     assert model_bench.paired_difference(runs(0.9, 0.8, seeds=[0, 7]), runs(0.85, seeds=[0]))["n"] == 1
     assert model_bench.paired_difference(runs(0.9, seeds=[3]), runs(0.9, seeds=[4])) is None

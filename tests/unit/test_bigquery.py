@@ -21,20 +21,28 @@ import sys
 
 import pandas as pd
 import pytest
-
 from fakes.bigquery import FakeBigQuery
-from tagifai import bigquery
+
 from tagifai.config import PACKAGE_ROOT
 from tagifai.extract import content_hash, extract_table
 from tagifai.sources import read_source
 from tagifai.sync import SyncError, sync
-from tagifai.warehouse import WarehouseError, parse_warehouse, read_table
+from tagifai.warehouse import WarehouseError, bigquery, parse_warehouse, read_table
+from tagifai.warehouse.bigquery import BigQueryWarehouse
 
 DATA = PACKAGE_ROOT.parent / "shared" / "data" / "madewithml"
 PROJECT, DATASET = "tagifai-test", "tagifai"
 URI = f"bigquery://{PROJECT}/{DATASET}"
-BQ_ENV = ("TAGIFAI_BQ_KEYFILE", "BIGQUERY_EMULATOR_HOST", "TAGIFAI_BQ_STORAGE_ENDPOINT", "TAGIFAI_BQ_STORAGE_API",
-          "TAGIFAI_BQ_LOCATION", "GOOGLE_APPLICATION_CREDENTIALS", "TAGIFAI_RAW_SCHEMA")
+WH = BigQueryWarehouse(PROJECT, DATASET)
+BQ_ENV = (
+    "TAGIFAI_BQ_KEYFILE",
+    "BIGQUERY_EMULATOR_HOST",
+    "TAGIFAI_BQ_STORAGE_ENDPOINT",
+    "TAGIFAI_BQ_STORAGE_API",
+    "TAGIFAI_BQ_LOCATION",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "TAGIFAI_RAW_SCHEMA",
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -44,7 +52,8 @@ def _private_key_pem() -> str:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return pem.decode()
 
 
 @pytest.fixture(scope="module")
@@ -89,16 +98,27 @@ def _pages(fake: FakeBigQuery) -> int:
 
 
 def test_table_names_map_to_the_datasets_dbt_uses():
-    assert bigquery.raw_dataset(URI) == "tagifai_raw"  # dbt prod: source raw = target.schema ~ '_raw'
-    assert bigquery.table_ref(URI, "raw.projects").sql == "`tagifai-test`.`tagifai_raw`.`projects`"
-    assert bigquery.table_ref(URI, "labeled_projects").id == "tagifai-test.tagifai.labeled_projects"
-    assert bigquery.table_ref(URI, "main.labeled_projects").id == "tagifai-test.tagifai.labeled_projects"
-    assert bigquery.table_ref(URI, "scratch.t").id == "tagifai-test.scratch.t"
-    assert bigquery.table_ref(URI, "other-proj.d.t").id == "other-proj.d.t"
+    assert parse_warehouse(URI) == WH and WH.uri == URI
+    assert WH.raw_dataset == "tagifai_raw"  # dbt prod: source raw = target.schema ~ '_raw'
+    assert WH.table_ref("raw.projects") == "`tagifai-test`.`tagifai_raw`.`projects`"
+    assert WH.resolve("labeled_projects").id == "tagifai-test.tagifai.labeled_projects"
+    assert WH.resolve("main.labeled_projects").id == "tagifai-test.tagifai.labeled_projects"
+    assert WH.resolve("scratch.t").id == "tagifai-test.scratch.t"
+    assert WH.resolve("other-proj.d.t").id == "other-proj.d.t"
     with pytest.raises(WarehouseError, match="expected table, schema.table or project.dataset.table"):
-        bigquery.table_ref(URI, "a.b.c.d")
-    with pytest.raises(WarehouseError, match="is not a BigQuery warehouse"):
-        bigquery.table_ref("duckdb:///tmp/w.duckdb", "raw.projects")
+        WH.table_ref("a.b.c.d")
+
+
+def test_dbt_and_dlt_settings_come_from_the_warehouse(monkeypatch, tmp_path):
+    for var in BQ_ENV:
+        monkeypatch.delenv(var, raising=False)
+    assert WH.dbt_target == "prod" and not WH.gx_pandas
+    assert WH.dbt_env() == {"TAGIFAI_BQ_PROJECT": PROJECT, "TAGIFAI_BQ_DATASET": DATASET, "TAGIFAI_BQ_LOCATION": "US"}
+    monkeypatch.setenv("TAGIFAI_BQ_KEYFILE", str(tmp_path / "key.json"))
+    monkeypatch.setenv("TAGIFAI_BQ_LOCATION", "EU")
+    assert WH.dbt_env()["TAGIFAI_BQ_KEYFILE"] == str(tmp_path / "key.json")
+    assert WH.dbt_env()["TAGIFAI_BQ_LOCATION"] == "EU"
+    assert WH.dlt_write_disposition() == {"disposition": "merge", "strategy": "upsert"}  # one atomic MERGE
 
 
 @pytest.mark.parametrize("uri", ["bigquery://only-project", "bigquery:///dataset", "bigquery://p/d/extra"])
@@ -117,7 +137,8 @@ def test_missing_credentials_are_named(tmp_path):
     code = "from tagifai.warehouse import read_table\nread_table('bigquery://p/d', 'raw.projects')"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
-    assert "tagifai.bigquery.BigQueryError: no Google Cloud credentials for BigQuery: set TAGIFAI_BQ_KEYFILE" in out.stderr
+    expected = "no Google Cloud credentials for BigQuery: set TAGIFAI_BQ_KEYFILE"
+    assert f"tagifai.warehouse.bigquery.BigQueryError: {expected}" in out.stderr
 
 
 def test_bad_key_files_are_named_without_their_content(tmp_path, monkeypatch, pem):
@@ -141,7 +162,8 @@ def test_first_sync_creates_the_raw_dataset_loads_to_staging_and_merges_on_id(bq
     n_calls, n_queries, n_loads = loaded["marks"]["projects_first"]
 
     # auth: a JWT-bearer grant at the key's token_uri, then only the issued token is used
-    assert bq.token_requests and all(r["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer" for r in bq.token_requests)
+    grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    assert bq.token_requests and all(r["grant_type"] == grant for r in bq.token_requests)
     api_calls = [c for c in bq.calls[:n_calls] if c.path != "/token"]
     assert api_calls and all(c.authorization in {f"Bearer {t}" for t in bq.tokens} for c in api_calls)
 
@@ -153,16 +175,24 @@ def test_first_sync_creates_the_raw_dataset_loads_to_staging_and_merges_on_id(bq
     # the batch goes to the staging table with a Parquet load job (append, never creating tables)
     load = next(x for x in bq.loads[:n_loads] if x["destinationTable"]["tableId"] == "projects")
     assert load["destinationTable"] == {"projectId": PROJECT, "datasetId": "tagifai_raw_staging", "tableId": "projects"}
-    assert (load["sourceFormat"], load["writeDisposition"], load["createDisposition"], load["rows"]) == \
-        ("PARQUET", "WRITE_APPEND", "CREATE_NEVER", 764)
+    assert (load["sourceFormat"], load["writeDisposition"], load["createDisposition"], load["rows"]) == (
+        "PARQUET",
+        "WRITE_APPEND",
+        "CREATE_NEVER",
+        764,
+    )
 
     # then one MERGE statement on id applies it (atomic in BigQuery), before any row count is read
     sqls = [q["sql"] for q in bq.queries[:n_queries]]
     merges = [s for s in sqls if s.lstrip().startswith("MERGE")]
     assert len(merges) == 1
     merge = " ".join(merges[0].split())
-    assert merge.startswith(f"MERGE INTO `{PROJECT}`.`tagifai_raw`.`projects` d USING `{PROJECT}`.`tagifai_raw_staging`.`projects` s ON d.`id` = s.`id`")
-    assert "WHEN MATCHED THEN UPDATE SET" in merge and "WHEN NOT MATCHED THEN INSERT (`id`, `created_on`, `title`, `description`)" in merge
+    assert merge.startswith(
+        f"MERGE INTO `{PROJECT}`.`tagifai_raw`.`projects` d "
+        f"USING `{PROJECT}`.`tagifai_raw_staging`.`projects` s ON d.`id` = s.`id`"
+    )
+    assert "WHEN MATCHED THEN UPDATE SET" in merge
+    assert "WHEN NOT MATCHED THEN INSERT (`id`, `created_on`, `title`, `description`)" in merge
     assert not any(s.lstrip().startswith("DELETE") for s in sqls)  # no non-atomic delete-insert script
     counts = [s for s in sqls if s.startswith("SELECT COUNT(*)")]
     assert counts == [f"SELECT COUNT(*) AS n FROM `{PROJECT}`.`tagifai_raw`.`projects`"] * 2  # before and after
@@ -199,7 +229,8 @@ def test_a_failed_merge_leaves_the_table_unchanged(bq, loaded, tmp_path):
     changed.to_csv(src, index=False)
     bq.failing_sql = [["MERGE INTO", 99]]  # dlt retries a failed merge job a few times, then gives up
     try:
-        with pytest.raises(SyncError, match="loading tags into bigquery://tagifai-test/tagifai failed; the table is unchanged"):
+        unchanged = "loading tags into bigquery://tagifai-test/tagifai failed; the table is unchanged"
+        with pytest.raises(SyncError, match=unchanged):
             sync(str(src), "tags", URI, bq.state)
         assert 99 - bq.failing_sql[0][1] >= 2
     finally:
@@ -210,9 +241,9 @@ def test_a_failed_merge_leaves_the_table_unchanged(bq, loaded, tmp_path):
 
 def test_count_query_retries_a_transient_5xx(bq, loaded):
     bq.faults = [["POST", r"/queries$", 503, 1]]
-    assert bigquery.count_rows(URI, "raw.projects") == 764
+    assert WH.count_rows("raw.projects") == 764
     assert bq.faults[0][3] == 0  # the 503 was answered, and the client library retried
-    assert bigquery.count_rows(URI, "raw.not_there") == 0
+    assert WH.count_rows("raw.not_there") == 0
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -246,13 +277,14 @@ def test_extract_writes_the_bigquery_table_as_parquet(bq, loaded, tmp_path):
 
 
 def test_reading_a_missing_table_says_what_to_run(bq, loaded):
-    with pytest.raises(WarehouseError, match="table tagifai-test.tagifai.labeled_projects not found in BigQuery: run sync"):
+    missing = "table tagifai-test.tagifai.labeled_projects not found in BigQuery: run sync"
+    with pytest.raises(WarehouseError, match=missing):
         read_table(URI, "labeled_projects")
 
 
 def test_no_secret_reaches_the_logs(bq, loaded, caplog, pem):
     caplog.set_level(logging.DEBUG)
-    bigquery.count_rows(URI, "raw.tags")
+    WH.count_rows("raw.tags")
     read_table(URI, "raw.tags")
     assert "tagifai_raw" in caplog.text  # requests were logged (urllib3 at DEBUG)
     for secret in [*bq.tokens, pem.splitlines()[1], *[r["assertion"][-40:] for r in bq.token_requests]]:
@@ -263,12 +295,16 @@ def test_no_secret_reaches_the_logs(bq, loaded, caplog, pem):
 
 
 def test_gx_bigquery_datasource_configuration(bq, monkeypatch, pem):
-    conn = bigquery.gx_connection_string(URI)
+    conn = WH.gx_connection_string()
     assert conn == f"bigquery://{PROJECT}/{DATASET}?location=US&credentials_path={bq.keyfile.resolve()}"
-    assert bigquery.gx_table_asset(URI, "raw.projects") == {"name": "tagifai_raw.projects", "table_name": "projects", "schema_name": "tagifai_raw"}
+    assert WH.gx_table_asset("raw.projects") == {
+        "name": "tagifai_raw.projects",
+        "table_name": "projects",
+        "schema_name": "tagifai_raw",
+    }
     monkeypatch.delenv("TAGIFAI_BQ_KEYFILE")
     monkeypatch.setenv("TAGIFAI_BQ_LOCATION", "EU")
-    assert bigquery.gx_connection_string(URI) == f"bigquery://{PROJECT}/{DATASET}?location=EU"  # ADC: no credentials in it
+    assert WH.gx_connection_string() == f"bigquery://{PROJECT}/{DATASET}?location=EU"  # ADC: no credentials in it
 
     import great_expectations as gx
 
@@ -319,15 +355,21 @@ def test_dbt_prod_target_parses_and_compiles_offline(tmp_path, monkeypatch, pem)
 
     for var in BQ_ENV:
         monkeypatch.delenv(var, raising=False)
-    key = {"type": "service_account", "project_id": "acme-ml", "private_key_id": "0" * 40, "private_key": pem,
-           "client_email": "dbt@acme-ml.iam.gserviceaccount.com", "client_id": "1",
-           "token_uri": "http://127.0.0.1:9/token"}  # nothing listens there: any token request would fail
+    key = {
+        "type": "service_account",
+        "project_id": "acme-ml",
+        "private_key_id": "0" * 40,
+        "private_key": pem,
+        "client_email": "dbt@acme-ml.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "http://127.0.0.1:9/token",
+    }  # nothing listens there: any token request would fail
     keyfile = tmp_path / "key.json"
     keyfile.write_text(json.dumps(key))
     monkeypatch.setenv("TAGIFAI_BQ_KEYFILE", str(keyfile))
     uri, state = "bigquery://acme-ml/tagifai_prod", tmp_path / "dbt"
 
-    parsed = run_dbt("parse", uri, target="prod", state_dir=state)
+    parsed = run_dbt("parse", uri, state_dir=state)  # the warehouse's dbt target: prod
     assert parsed.success, parsed.error
     compiled = run_dbt("compile --no-populate-cache", uri, target="prod", state_dir=state)
     assert compiled.success, compiled.error
@@ -338,8 +380,9 @@ def test_dbt_prod_target_parses_and_compiles_offline(tmp_path, monkeypatch, pem)
     stg_tags = (out / "staging" / "stg_tags.sql").read_text()
     mart = (out / "marts" / "labeled_projects.sql").read_text()
     # the sources are the raw tables sync loads (same naming on both sides)
-    assert f"from {bigquery.table_ref(uri, 'raw.projects').sql}" in stg_projects
-    assert f"from {bigquery.table_ref(uri, 'raw.tags').sql}" in stg_tags
+    wh = parse_warehouse(uri)
+    assert f"from {wh.table_ref('raw.projects')}" in stg_projects
+    assert f"from {wh.table_ref('raw.tags')}" in stg_tags
     assert "`acme-ml`.`tagifai_prod_raw`.`projects`" in stg_projects
     assert "`acme-ml`.`tagifai_prod`.`stg_projects`" in mart and "`acme-ml`.`tagifai_prod`.`stg_tags`" in mart
     assert "as string" in stg_projects and "varchar" not in stg_projects  # the BigQuery dialect of clean_text

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from tagifai.config import PUBLIC_SOURCES, get_settings
-from tagifai.warehouse import WarehouseError, duckdb_path, parse_warehouse
+from tagifai.warehouse import WarehouseError, parse_warehouse
 
 
 def test_defaults_live_under_one_state_folder(monkeypatch, tmp_path):
@@ -47,7 +47,7 @@ def test_image_names_come_from_settings(monkeypatch):
     [("duckdb:////tmp/w.duckdb", "duckdb"), ("/tmp/w.duckdb", "duckdb"), ("bigquery://proj/ds", "bigquery")],
 )
 def test_parse_warehouse(uri, kind):
-    assert parse_warehouse(uri).kind == kind
+    assert parse_warehouse(uri).scheme == kind
 
 
 @pytest.mark.parametrize("uri", ["postgres://x/y", "bigquery://proj", "bigquery:///ds", "duckdb://"])
@@ -56,7 +56,5 @@ def test_bad_warehouse_uris_are_named(uri):
         parse_warehouse(uri)
 
 
-def test_duckdb_path_refuses_bigquery():
-    assert duckdb_path("duckdb:////tmp/x.duckdb") == Path("/tmp/x.duckdb")
-    with pytest.raises(WarehouseError, match="not a DuckDB file"):
-        duckdb_path("bigquery://p/d")
+def test_duckdb_warehouse_is_a_file():
+    assert parse_warehouse("duckdb:////tmp/x.duckdb").path == Path("/tmp/x.duckdb")

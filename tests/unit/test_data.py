@@ -28,8 +28,10 @@ from tagifai.data import (
         ("Go to www.example.com/page for BERT", "go bert"),
         ("State-of-the-art: NLP, CV & MLOps!!!", "state art nlp cv mlops"),  # punctuation -> spaces
         ("  lots   of\n\tspace  ", "lots space"),
-        ("Transformers applied to NLP have revolutionized machine learning.",
-         "transformers applied nlp revolutionized machine learning"),
+        (
+            "Transformers applied to NLP have revolutionized machine learning.",
+            "transformers applied nlp revolutionized machine learning",
+        ),
         ("It's a don't-miss", "miss"),  # contractions are stop words too
         ("", ""),
     ],
@@ -67,7 +69,9 @@ def test_map_labels_min_freq_absolute_and_relative(labeled_df):
     assert (low == "graph-learning").sum() == 33
     # Relative: 0.05 of 764 rows = 38.2, same as an absolute 39..63.
     assert DEFAULT_MIN_FREQ == 0.05
-    pd.testing.assert_series_equal(map_labels(labeled_df["tag"], min_freq=0.05), map_labels(labeled_df["tag"], min_freq=50))
+    pd.testing.assert_series_equal(
+        map_labels(labeled_df["tag"], min_freq=0.05), map_labels(labeled_df["tag"], min_freq=50)
+    )
 
 
 def test_map_labels_unaccepted_tag_is_other_even_when_frequent():
@@ -116,7 +120,7 @@ def test_split_sizes_disjoint_stratified_deterministic(labeled_df):
         share = part["label"].value_counts(normalize=True).reindex(overall.index)
         assert (share - overall).abs().max() < 0.02, share
     again = split(df, val_size=0.15, test_size=0.2, seed=7)
-    for a, b in zip((train, val, test), again):
+    for a, b in zip((train, val, test), again, strict=False):
         assert a["id"].tolist() == b["id"].tolist()
     other = split(df, val_size=0.15, test_size=0.2, seed=8)
     assert other.test["id"].tolist() != test["id"].tolist()

@@ -36,19 +36,25 @@ def test_get_metrics_on_hand_made_labels():
 
 def test_slices_use_registered_functions():
     assert {"nlp_cnn", "short_text"} <= set(SLICES)
-    df = pd.DataFrame({"text": [
-        "cnn text classification sentences",  # nlp + cnn, short
-        "cnn image classification model trained imagenet many images today",  # cv + cnn, long
-        "transformers language models words sentences tokens attention heads",  # nlp, long
-        "graph nets",  # other, short
-    ]})
+    df = pd.DataFrame(
+        {
+            "text": [
+                "cnn text classification sentences",  # nlp + cnn, short
+                "cnn image classification model trained imagenet many images today",  # cv + cnn, long
+                "transformers language models words sentences tokens attention heads",  # nlp, long
+                "graph nets",  # other, short
+            ]
+        }
+    )
     y_true = ["natural-language-processing", "computer-vision", "natural-language-processing", "other"]
     y_pred = ["natural-language-processing", "computer-vision", "computer-vision", "computer-vision"]
     m = get_metrics(y_true, y_pred, ["computer-vision", "natural-language-processing", "other"], df=df)
     assert m["slices"]["nlp_cnn"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "num_samples": 1}
     assert m["slices"]["short_text"]["num_samples"] == 2
     assert m["slices"]["short_text"]["f1"] == pytest.approx(0.5)  # micro: 1 of 2 right
-    empty = get_metrics(y_true[1:], y_pred[1:], ["computer-vision", "natural-language-processing", "other"], df=df.iloc[1:])
+    empty = get_metrics(
+        y_true[1:], y_pred[1:], ["computer-vision", "natural-language-processing", "other"], df=df.iloc[1:]
+    )
     assert empty["slices"]["nlp_cnn"] == {"precision": None, "recall": None, "f1": None, "num_samples": 0}
     with pytest.raises(ValueError, match="rows"):
         get_metrics(y_true, y_pred, ["other"], df=df.iloc[:2])
@@ -105,19 +111,27 @@ def test_evaluate_model_and_report(trained_default):
     behavioral = run_behavioral_tests(trained_default.model)
     behavioral[0] = {**behavioral[0], "passed": False, "predicted": "mlops"}
     md = report_markdown(metrics, behavioral)
-    for heading in ("# Evaluation report", "## Overall", "## Per class", "## Slices", "## Confusion matrix",
-                    "## Behavioral tests: 7/8 passed"):
+    for heading in (
+        "# Evaluation report",
+        "## Overall",
+        "## Per class",
+        "## Slices",
+        "## Confusion matrix",
+        "## Behavioral tests: 7/8 passed",
+    ):
         assert heading in md
     assert "**FAIL**" in md and "| **mlops** |" in md
     json.dumps(metrics)
 
 
 def test_evaluate_csv_frame_maps_unknown_tags_to_other(trained_default):
-    df = pd.DataFrame({
-        "title": ["Image segmentation with U-Net", "Policy gradients for Atari"],
-        "description": ["Segment cells in microscopy images.", "Reinforcement learning agents."],
-        "tag": ["computer-vision", "reinforcement-learning"],
-    })
+    df = pd.DataFrame(
+        {
+            "title": ["Image segmentation with U-Net", "Policy gradients for Atari"],
+            "description": ["Segment cells in microscopy images.", "Reinforcement learning agents."],
+            "tag": ["computer-vision", "reinforcement-learning"],
+        }
+    )
     from tagifai.evaluate import evaluate_csv_frame
 
     m = evaluate_csv_frame(trained_default.model, df)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import optuna
@@ -9,8 +10,8 @@ import pytest
 
 from tagifai import optimize as optimize_mod
 from tagifai.data import prepare, split
+from tagifai.model import TagifaiModel, TrainArgs
 from tagifai.optimize import SEARCH_SPACE, optimize, params_to_args, suggest_params
-from tagifai.train import TagifaiModel, TrainArgs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -45,8 +46,12 @@ def study(tmp_path_factory, _labeled_projects):
     kwargs = dict(storage=storage, study_name="unit", seed=0, cv_folds=3, pruner_startup_trials=2)
     try:
         best_args, best_value, summary = optimize(
-            _labeled_projects, num_trials=4, experiment_name="optimize-test",
-            tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_root=tmp / "artifacts", **kwargs,
+            _labeled_projects,
+            num_trials=4,
+            experiment_name="optimize-test",
+            tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+            artifact_root=tmp / "artifacts",
+            **kwargs,
         )
         yield {"tmp": tmp, "kwargs": kwargs, "best_args": best_args, "best_value": best_value, "summary": summary}
     finally:
@@ -137,25 +142,55 @@ def test_optuna_never_sees_the_test_split(_labeled_projects, monkeypatch):
 
 
 def test_suggest_params_fixed_trial():
-    trial = optuna.trial.FixedTrial({
-        "analyzer": "char", "ngram_min": 1, "ngram_max_char": 5, "word_ngram_max": 0, "sublinear_tf": False,
-        "class_weight": None, "loss": "log_loss", "alpha": 1e-5, "learning_rate": 0.5, "power_t": 0.2,
-        "embedding": "minilm", "embedding_weight": 1.5,
-    })
+    trial = optuna.trial.FixedTrial(
+        {
+            "analyzer": "char",
+            "ngram_min": 1,
+            "ngram_max_char": 5,
+            "word_ngram_max": 0,
+            "sublinear_tf": False,
+            "class_weight": None,
+            "loss": "log_loss",
+            "alpha": 1e-5,
+            "learning_rate": 0.5,
+            "power_t": 0.2,
+            "embedding": "minilm",
+            "embedding_weight": 1.5,
+        }
+    )
     sgd = TrainArgs(model="sgd")
     args = params_to_args(sgd, suggest_params(trial, sgd))
     assert (args.analyzer, args.ngram_min, args.ngram_max, args.word_ngram_max) == ("char", 1, 5, 0)
     assert args.class_weight is None and args.loss == "log_loss" and args.power_t == 0.2
     assert (args.embedding, args.embedding_weight) == ("minilm", 1.5)
     assert_in_space(args)
-    logreg = suggest_params(optuna.trial.FixedTrial({"analyzer": "word", "ngram_max": 2, "sublinear_tf": True,
-                                                      "class_weight": "balanced", "C": 3.0, "embedding": "none"}),
-                            TrainArgs(model="logreg"))
-    assert logreg == {"analyzer": "word", "ngram_max": 2, "sublinear_tf": True, "class_weight": "balanced", "C": 3.0,
-                      "embedding": "none"}
-    nb = suggest_params(optuna.trial.FixedTrial({"analyzer": "word", "ngram_max": 1, "sublinear_tf": True,
-                                                  "class_weight": None, "nb_alpha": 0.1}),
-                        TrainArgs(model="complement_nb", embedding="none"))
+    logreg = suggest_params(
+        optuna.trial.FixedTrial(
+            {
+                "analyzer": "word",
+                "ngram_max": 2,
+                "sublinear_tf": True,
+                "class_weight": "balanced",
+                "C": 3.0,
+                "embedding": "none",
+            }
+        ),
+        TrainArgs(model="logreg"),
+    )
+    assert logreg == {
+        "analyzer": "word",
+        "ngram_max": 2,
+        "sublinear_tf": True,
+        "class_weight": "balanced",
+        "C": 3.0,
+        "embedding": "none",
+    }
+    nb = suggest_params(
+        optuna.trial.FixedTrial(
+            {"analyzer": "word", "ngram_max": 1, "sublinear_tf": True, "class_weight": None, "nb_alpha": 0.1}
+        ),
+        TrainArgs(model="complement_nb", embedding="none"),
+    )
     assert "embedding" not in nb  # complement NB needs non-negative features: TF-IDF only
     # The defaults (the first trial of every new study) are inside the search space.
     default = TrainArgs()
@@ -182,9 +217,21 @@ def test_suggest_params_samples_the_family_and_its_own_parameters():
     # complement NB has no embedding parameter; its args drop the default embedding and validate.
     args = params_to_args(base, nb)
     assert (args.model, args.embedding, args.nb_alpha) == ("complement_nb", "none", 0.2)
-    sgd = suggest_params(optuna.trial.FixedTrial({"model": "sgd", **common, "loss": "hinge", "alpha": 1e-4,
-                                                   "learning_rate": 0.1, "power_t": 0.1, "embedding": "none"}),
-                         base, families)
+    sgd = suggest_params(
+        optuna.trial.FixedTrial(
+            {
+                "model": "sgd",
+                **common,
+                "loss": "hinge",
+                "alpha": 1e-4,
+                "learning_rate": 0.1,
+                "power_t": 0.1,
+                "embedding": "none",
+            }
+        ),
+        base,
+        families,
+    )
     assert sgd["model"] == "sgd" and "C" not in sgd and params_to_args(base, sgd).loss == "hinge"
     # With one family there is no "model" parameter: studies made before keep their space.
     assert "model" not in suggest_params(optuna.trial.FixedTrial({**common, "C": 1.0, "embedding": "none"}), base)
@@ -196,8 +243,15 @@ def test_suggest_params_samples_the_family_and_its_own_parameters():
 
 def test_a_study_over_several_families(_labeled_projects):
     families = ("linear_svc", "logreg", "complement_nb")
-    best, value, summary = optimize(_labeled_projects, num_trials=5, cv_folds=2, seed=1, study_name="families",
-                                    pruner_startup_trials=10, models=",".join(families))
+    best, value, summary = optimize(
+        _labeled_projects,
+        num_trials=5,
+        cv_folds=2,
+        seed=1,
+        study_name="families",
+        pruner_startup_trials=10,
+        models=",".join(families),
+    )
     assert summary["model_families"] == list(families)
     sampled = [t["params"]["model"] for t in summary["trials"]]
     assert sampled[0] == "linear_svc" and set(sampled) <= set(families) and len(set(sampled)) > 1
@@ -229,8 +283,13 @@ def test_fold_scores_undo_the_running_mean():
 
 
 def _trial(number, params, folds, state="COMPLETE"):
-    return {"number": number, "state": state, "params": params, "value": sum(folds) / len(folds),
-            "intermediate": _running_means(folds)}
+    return {
+        "number": number,
+        "state": state,
+        "params": params,
+        "value": sum(folds) / len(folds),
+        "intermediate": _running_means(folds),
+    }
 
 
 def test_choose_trial_keeps_the_base_unless_the_best_wins_by_the_margin():
@@ -256,3 +315,52 @@ def test_choose_trial_keeps_the_base_unless_the_best_wins_by_the_margin():
     assert optimize_mod.choose_trial(summary([0.8] * 5), base, 2.0)["kept_base"]
     alone = {"trials": [_trial(1, other, base_folds)], "best_trial": 1}
     assert optimize_mod.choose_trial(alone, base, 2.0)["trial"] == 1
+
+
+class _Recorder:
+    """A Tracker that records its calls."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def run(self, name, nested=None):
+        self.calls.append(("run", name, nested))
+        return contextlib.nullcontext()
+
+    def set_tags(self, tags):
+        self.calls.append(("tags", dict(tags)))
+
+    def log_params(self, params):
+        self.calls.append(("params", dict(params)))
+
+    def log_metric(self, key, value, step=None):
+        self.calls.append(("metric", key, value, step))
+
+    def log_dict(self, value, artifact_file):
+        self.calls.append(("dict", artifact_file))
+
+
+def test_objective_scores_the_folds_and_logs_to_its_tracker(_labeled_projects):
+    base = TrainArgs(embedding="none", seed=3)
+    dev, folds = optimize_mod.dev_folds(_labeled_projects.sample(300, random_state=0), base, cv_folds=2)
+    assert len(folds) == 2 and sum(len(held) for _, held in folds) == len(dev)
+    tracker = _Recorder()
+    objective = optimize_mod.Objective(dev, folds, base, ("linear_svc",), "unit", tracker)
+    params = {
+        "analyzer": "word",
+        "ngram_max": 1,
+        "sublinear_tf": True,
+        "class_weight": None,
+        "C": 1.0,
+        "embedding": "none",
+    }
+    value = objective(optuna.trial.FixedTrial(params, number=7))
+    metrics = [c for c in tracker.calls if c[0] == "metric"]
+    assert [(c[1], c[3]) for c in metrics] == [("val_f1", 0), ("val_f1", 1)]
+    assert value == pytest.approx(metrics[-1][2]) and 0.5 < value <= 1.0
+    assert tracker.calls[0] == ("run", "unit-trial-7", True)
+    assert tracker.calls[1] == ("tags", {"optuna_study": "unit", "optuna_trial": "7"})
+    assert tracker.calls[2] == ("params", {k: str(v) for k, v in params.items()})
+    assert tracker.calls[-1] == ("tags", {"state": "COMPLETE"})
+    # Without a tracker, the same score and nothing logged anywhere.
+    assert optimize_mod.Objective(dev, folds, base, ("linear_svc",), "unit")(optuna.trial.FixedTrial(params)) == value

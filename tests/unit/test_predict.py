@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tagifai.data import DataError
-from tagifai.predict import predict, predict_texts
+from tagifai.predict import predict
 
 
 def test_predict_columns_and_probabilities(trained_default):
@@ -29,7 +29,9 @@ def test_predict_columns_and_probabilities(trained_default):
 
 
 def test_predict_without_id_and_empty(trained_default):
-    df = pd.DataFrame({"title": ["Image segmentation with U-Net"], "description": ["Segment cells in microscopy images."]})
+    df = pd.DataFrame(
+        {"title": ["Image segmentation with U-Net"], "description": ["Segment cells in microscopy images."]}
+    )
     out = predict(trained_default.model, df)
     assert "id" not in out.columns and out.loc[0, "predicted_tag"] == "computer-vision"
     empty = predict(trained_default.model, df.iloc[0:0])
@@ -41,11 +43,3 @@ def test_predict_missing_column_is_named(trained_default):
         predict(trained_default.model, pd.DataFrame({"title": ["x"]}))
     with pytest.raises(DataError, match="'title'"):
         predict(trained_default.model, pd.DataFrame({"description": ["x"]}))
-
-
-def test_predict_texts(trained_default):
-    rows = predict_texts(trained_default.model, ["MLOps is the next big wave in machine learning."])
-    assert rows[0]["predicted_tag"] == "mlops"
-    assert set(rows[0]["probabilities"]) == set(trained_default.classes)
-    with pytest.raises(DataError):
-        predict_texts(trained_default.model, "one string")

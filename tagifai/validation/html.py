@@ -1,0 +1,90 @@
+"""A validation result as one self-contained HTML page (the step's HTML artifact).
+
+GX's own renderer draws the page; it is then made to stand alone: one title, a summary banner, no links
+into a Data Docs site that an artifact does not have, and a small inline stylesheet that keeps it
+readable offline. When GX's renderer fails, a plain page of the report is written instead.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import json
+import re
+from typing import Any
+
+from tagifai.validation.failures import short
+from tagifai.validation.report import ValidationReport
+
+_FALLBACK_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5rem}table{border-collapse:collapse;margin:.5rem 0}
+td,th{border:1px solid #ccc;padding:.25rem .5rem;vertical-align:top;text-align:left}
+.tagifai-summary{padding:.5rem 1rem;margin-bottom:1rem;border-left:4px solid #888}
+.tagifai-ok{border-color:#2a2}.tagifai-fail{border-color:#c22}
+"""
+
+
+def render_html(result: Any, report: ValidationReport) -> str:
+    """One HTML page of the validation result, rendered by GX (own table if GX's renderer fails).
+
+    GX's page carries its own styles inline; Bootstrap and icons come from CDNs when online.
+    """
+    try:
+        from great_expectations.render.renderer import ValidationResultsPageRenderer
+        from great_expectations.render.view import DefaultJinjaPageView
+
+        document = ValidationResultsPageRenderer().render(result)
+        page = DefaultJinjaPageView().render(document, template="page_minimal.j2")
+    except Exception as exc:  # noqa: BLE001 - any renderer failure falls back to a plain page
+        return fallback_html(report, note=f"GX renderer failed: {exc}")
+    return _standalone(page, report)
+
+
+def _banner(report: ValidationReport) -> str:
+    css = "tagifai-ok" if report.success else "tagifai-fail"
+    return f'<div class="tagifai-summary {css}"><strong>{_html.escape(report.summary())}</strong></div>'
+
+
+def _standalone(page: str, report: ValidationReport) -> str:
+    """GX's page with one title, the summary banner, the offline styles and no links out of it."""
+    title = _html.escape(report.summary())
+    page = re.sub(r"<title>[^<]*</title>", "", page)
+    page = page.replace("<head>", f"<head>\n    <title>{title}</title>", 1)
+    page = re.sub(r'<link rel="shortcut icon"[^>]*>', "", page)
+    page = re.sub(r'href="\.\./[^"]*"', 'href="#"', page)
+    page = page.replace("</head>", f"<style>{_FALLBACK_CSS}</style></head>", 1)
+    return page.replace('<div class="container-fluid', _banner(report) + '<div class="container-fluid', 1)
+
+
+def _failure_rows(report: ValidationReport) -> str:
+    esc = _html.escape
+    return "".join(
+        "<tr>"
+        f"<td>{esc(f['expectation'])}</td><td>{esc(', '.join(map(str, f.get('columns') or [])))}</td>"
+        f"<td>{esc(json.dumps(f['kwargs'], default=str))}</td>"
+        f"<td>{esc(str(f.get('unexpected_count')))}</td>"
+        f"<td>{esc(', '.join(short(v) for v in f.get('sample_unexpected') or []))}</td>"
+        f"<td>{esc(f.get('exception') or '')}</td>"
+        "</tr>"
+        for f in report.failures
+    )
+
+
+def fallback_html(report: ValidationReport, note: str = "") -> str:
+    """A plain page of the report: its counts and a table of the failed expectations."""
+    esc = _html.escape
+    rows = _failure_rows(report)
+    table = (
+        "<table><tr><th>expectation</th><th>column(s)</th><th>kwargs</th><th>unexpected</th>"
+        f"<th>sample</th><th>error</th></tr>{rows}</table>"
+        if rows
+        else "<p>All expectations met.</p>"
+    )
+    metrics = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in report.to_metrics().items())
+    css = "tagifai-ok" if report.success else "tagifai-fail"
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(report.summary())}</title>"
+        f"<style>{_FALLBACK_CSS}</style></head><body>"
+        f"<div class='tagifai-summary {css}'>"
+        f"<strong>{esc(report.summary())}</strong></div><table>{metrics}</table>{table}"
+        f"{f'<p><small>{esc(note)}</small></p>' if note else ''}</body></html>"
+    )

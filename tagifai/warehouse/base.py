@@ -1,0 +1,123 @@
+"""What every warehouse backend offers: the one interface sync, extract, validation and transform use.
+
+A backend is a :class:`Warehouse` subclass in its own module of this package, registered by its URI
+scheme in :data:`tagifai.warehouse.BACKENDS`. Callers never ask which backend they hold: they call the
+methods below, and each backend answers in its own terms (a DuckDB schema or a BigQuery dataset, a
+pandas batch or a SQL datasource for Great Expectations, the dbt target and the variables its profile
+reads).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: Schema (DuckDB) or dataset suffix (BigQuery) of the tables loaded by sync.
+RAW_SCHEMA = "raw"
+#: Schema of the dbt models (staging views and marts).
+CURATED_SCHEMA = "main"
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse URI, table or query could not be used."""
+
+
+def split_table(table: str, schema: str | None = None) -> tuple[str, str]:
+    """``schema.table`` (or ``table`` with ``schema``, default ``main``) as ``(schema, table)``."""
+    if "." in table:
+        found, name = table.split(".", 1)
+        return found, name
+    return schema or CURATED_SCHEMA, table
+
+
+class Warehouse(ABC):
+    """A warehouse holding the raw tables (schema ``raw``) and the dbt models (schema ``main``).
+
+    Table names are given as ``table`` (schema ``main``) or ``schema.table`` with the schema names
+    :data:`RAW_SCHEMA` and :data:`CURATED_SCHEMA`; each backend maps them to its own namespaces.
+    """
+
+    #: The URI scheme that selects this backend (``duckdb://...``, ``bigquery://...``).
+    scheme: ClassVar[str]
+    #: The target of dbt_transforms/profiles.yml that runs on this backend.
+    dbt_target: ClassVar[str]
+    #: True: Great Expectations validates a pandas dataframe of the table (read with
+    #: :meth:`read_table`). False: it runs as SQL on the datasource of :meth:`gx_batch_definition`.
+    gx_pandas: ClassVar[bool] = True
+    #: True: every pod of a cloud run (Vertex AI) reaches the same warehouse; False: it is a local
+    #: file, shared only by the steps that mount it.
+    shared_across_pods: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def from_uri(cls, uri: str) -> Warehouse:
+        """Parse a URI of this backend's scheme; :class:`WarehouseError` saying what is expected."""
+
+    @property
+    @abstractmethod
+    def uri(self) -> str:
+        """The warehouse as a URI (``parse_warehouse(wh.uri) == wh``)."""
+
+    # ------------------------------------------------------------------------------------- tables
+
+    @abstractmethod
+    def table_ref(self, table: str, schema: str | None = None) -> str:
+        """The table as this warehouse's SQL names it (quoted, fully qualified)."""
+
+    @abstractmethod
+    def read_table(self, table: str, schema: str | None = None) -> pd.DataFrame:
+        """A whole table as a dataframe; :class:`WarehouseError` naming what to run when it is missing.
+
+        The same table gives the same dataframe (dtypes and content hash) on every backend.
+        """
+
+    @abstractmethod
+    def count_rows(self, table: str, schema: str | None = None) -> int:
+        """The number of rows of a table; 0 when it (or its schema) does not exist yet."""
+
+    def missing(self) -> str | None:
+        """Why the warehouse itself cannot be read yet (e.g. no database file), else None."""
+        return None
+
+    # ------------------------------------------------------------------------------------ loading
+
+    @property
+    @abstractmethod
+    def raw_dataset(self) -> str:
+        """The dataset (dlt's ``dataset_name``) the raw tables are loaded into."""
+
+    @abstractmethod
+    def dlt_destination(self) -> Any:
+        """dlt's destination for this warehouse (credentials and location included)."""
+
+    @abstractmethod
+    def dlt_write_disposition(self) -> str | dict:
+        """dlt's ``write_disposition`` for an atomic merge on the primary key on this warehouse."""
+
+    # ----------------------------------------------------------------------------- transform (dbt)
+
+    @abstractmethod
+    def dbt_env(self) -> dict[str, str]:
+        """The environment variables dbt_transforms/profiles.yml reads for :attr:`dbt_target`."""
+
+    def release(self) -> None:
+        """Free what an in-process client (dbt's adapter) may keep open on the warehouse."""
+
+    # -------------------------------------------------------------------- validation (GX on SQL)
+
+    def table_columns(self, table: str, schema: str | None = None) -> list[str]:
+        """The column names of a table; :class:`WarehouseError` when it does not exist."""
+        return [str(c) for c in self.read_table(table, schema).columns]
+
+    def gx_batch_definition(self, context: Any, table: str) -> Any:
+        """The whole-table batch definition of ``table`` on a GX SQL datasource of this warehouse.
+
+        Only called when :attr:`gx_pandas` is False.
+        """
+        raise WarehouseError(f"warehouse {self.uri!r}: Great Expectations validates its tables as pandas batches")
+
+    def gx_adapt_expectation(self, expectation: Any) -> None:
+        """Rewrite an expectation (in place) for this warehouse's SQL dialect, e.g. its type names."""

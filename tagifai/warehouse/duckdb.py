@@ -1,0 +1,132 @@
+"""DuckDB as the warehouse (``duckdb:///path/file.duckdb``, or a bare path): the embedded default.
+
+Schemas: the raw tables that sync loads live in ``raw``, the dbt models in ``main`` (dbt's ``local``
+target). Great Expectations validates a pandas dataframe of a table: GX 1.24's SQL datasource on
+DuckDB fails every expectation with ``MetricResolutionError``.
+
+duckdb and dlt are imported inside the methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from tagifai.warehouse.base import RAW_SCHEMA, Warehouse, WarehouseError, split_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class DuckDBWarehouse(Warehouse):
+    """One DuckDB file."""
+
+    path: Path
+
+    scheme: ClassVar[str] = "duckdb"
+    dbt_target: ClassVar[str] = "local"
+    gx_pandas: ClassVar[bool] = True
+
+    @classmethod
+    def from_uri(cls, uri: str) -> DuckDBWarehouse:
+        """``duckdb:///abs/path.duckdb``, ``duckdb://rel/path.duckdb`` or a bare path."""
+        if "://" not in uri:
+            return cls(Path(uri).expanduser().resolve())
+        raw = uri[len("duckdb://") :]
+        if not uri.startswith("duckdb://") or not raw or raw == "/":
+            raise WarehouseError(f"warehouse {uri!r}: expected duckdb:///path/to/file.duckdb")
+        # duckdb:///abs/path -> /abs/path ; duckdb://rel/path -> rel/path
+        return cls(Path(raw).expanduser().resolve())
+
+    @property
+    def uri(self) -> str:
+        """``duckdb:///<absolute path>``."""
+        return f"duckdb:///{self.path}"
+
+    # ------------------------------------------------------------------------------------- tables
+
+    def table_ref(self, table: str, schema: str | None = None) -> str:
+        """``schema."table"`` (the file is the database)."""
+        found, name = split_table(table, schema)
+        return f'{found}."{name}"'
+
+    def missing(self) -> str | None:
+        """The file does not exist until sync has loaded a first table."""
+        if not self.path.exists():
+            return f"warehouse file {self.path} does not exist: run sync first"
+        return None
+
+    def read_table(self, table: str, schema: str | None = None) -> pd.DataFrame:
+        """``SELECT *`` of the table, read-only."""
+        import duckdb
+
+        if (problem := self.missing()) is not None:
+            raise WarehouseError(problem)
+        found, name = split_table(table, schema)
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            try:
+                return con.sql(f"SELECT * FROM {found}.{name}").df()
+            except duckdb.CatalogException as exc:
+                raise WarehouseError(f"table {found}.{name} not found in {self.path}: {exc}") from exc
+
+    def count_rows(self, table: str, schema: str | None = None) -> int:
+        """``count(*)`` of the table; 0 when the file or the table does not exist."""
+        if self.missing() is not None:
+            return 0
+        import duckdb
+
+        found, name = split_table(table, schema)
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            exists = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [found, name],
+            ).fetchone()[0]
+            if not exists:
+                return 0
+            return con.execute(f"SELECT count(*) FROM {self.table_ref(name, found)}").fetchone()[0]
+
+    # ------------------------------------------------------------------------------------ loading
+
+    @property
+    def raw_dataset(self) -> str:
+        """The schema ``raw``."""
+        return RAW_SCHEMA
+
+    def dlt_destination(self):
+        """dlt's DuckDB destination on this file (its folder is created)."""
+        import dlt
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return dlt.destinations.duckdb(str(self.path))
+
+    def dlt_write_disposition(self) -> str:
+        """dlt's default merge (delete-insert), which dlt runs in one transaction on DuckDB."""
+        return "merge"
+
+    # ----------------------------------------------------------------------------- transform (dbt)
+
+    def dbt_env(self) -> dict[str, str]:
+        """``TAGIFAI_DUCKDB_PATH``, the file of the ``local`` profile."""
+        return {"TAGIFAI_DUCKDB_PATH": str(self.path)}
+
+    def release(self) -> None:
+        """Close the DuckDB database that dbt-duckdb may keep open in this process after a run.
+
+        The profile sets ``keep_open: false``; this also covers a profile that does not, so the file is
+        never left locked for the next reader (DuckDB refuses a second connection with another
+        configuration in the same process).
+        """
+        try:
+            from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+        except ImportError:  # pragma: no cover - dbt-duckdb not installed
+            return
+        with DuckDBConnectionManager._LOCK:
+            env = DuckDBConnectionManager._ENV
+            DuckDBConnectionManager._ENV = None
+        if env is not None:
+            try:
+                env.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
