@@ -1,4 +1,4 @@
-"""evaluate: the registered model on held-out data, behavioral tests, champion promotion."""
+"""evaluate: the registered model on held-out data, behavioral tests, the champion gate (promote, wait, reject)."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
@@ -13,31 +13,39 @@ def evaluate(
     mlflow_tracking_uri: str,
     model_name: str,
     state_dir: str,
+    approval: str,
     report: Output[Markdown],
     metrics: Output[Metrics],
 ):
-    """Load ``model_uri`` from the MLflow registry, score it on ``test_data``, run the behavioral tests
-    (invariance, directional, minimum functionality) and compare it with ``<model_name>@champion`` on
-    the same rows; the alias moves to this version when it is not worse and every behavioral test
-    passed.
-    Writes: ``report`` (Markdown: overall, per class, slices, confusion matrix, behavioral tests,
-    champion decision) and ``metrics`` (test precision/recall/f1, behavioral pass counts, promoted).
-    Fails when a behavioral test fails, naming each failed case.
+    """The human gate. ``model_uri`` (the new version) gets the alias ``challenger``, is scored on
+    ``test_data`` with the behavioral tests (invariance, directional, minimum functionality), and
+    ``<model_name>@champion`` is scored on the same rows. Outcome: ``rejected`` (a behavioral test
+    failed, or its f1 is below the champion's), else ``promoted`` (``approval`` auto: the champion alias
+    moves to it) or ``pending-approval`` (``approval`` manual: it waits for ``tagifai models approve``).
+    Every alias move is recorded in the registry's alias log (tagifai.registry).
+    Writes: ``report`` (Markdown: overall, per class, slices, confusion matrix, behavioral tests, the
+    decision and its reason; metadata ``outcome``) and ``metrics`` (test precision/recall/f1,
+    behavioral pass counts, ``promoted`` 0/1, ``outcome`` 0 rejected / 1 pending-approval / 2 promoted).
+    A rejected challenger is an outcome, not a failure: the step fails only when the model cannot be
+    loaded or scored.
     """
     from pathlib import Path
 
     import pandas as pd
 
     from tagifai.config import get_settings
-    from tagifai.evaluate import check_behavioral_tests
     from tagifai.workflows import evaluate_and_promote
 
     s = get_settings(home=state_dir, mlflow_tracking_uri=mlflow_tracking_uri, model_name=model_name)
-    out = evaluate_and_promote(model_uri, pd.read_parquet(test_data.path), s.model_name, s.mlflow_tracking_uri)
+    out = evaluate_and_promote(
+        model_uri, pd.read_parquet(test_data.path), s.model_name, s.mlflow_tracking_uri, approval=approval or "auto"
+    )
     Path(report.path).write_text(out.report, encoding="utf-8")
+    report.metadata["outcome"] = out.outcome
+    report.metadata["reason"] = out.reason
     for name in ("precision", "recall", "f1"):
         metrics.log_metric(name, out.metrics["overall"][name])
     metrics.log_metric("behavioral_passed", sum(r["passed"] for r in out.behavioral))
     metrics.log_metric("behavioral_total", len(out.behavioral))
     metrics.log_metric("promoted", int(out.promoted))
-    check_behavioral_tests(out.behavioral)
+    metrics.log_metric("outcome", out.outcome_code)

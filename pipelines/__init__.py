@@ -1,3 +1,3 @@
 """Pipelines: wiring only. Build them with :func:`pipelines.factory.build` from explicit arguments."""
 
-NAMES = ("continual", "dataops", "mlops")
+NAMES = ("continual", "dataops", "mlops", "sensor")

@@ -29,6 +29,7 @@ def build(plan: TaskPlan):
         experiment_name: str = "tagifai",
         model_name: str = "tagifai",
         model_families: str = "",
+        approval: str = "auto",
     ):
         data = dataops(
             projects_source=projects_source,
@@ -50,6 +51,7 @@ def build(plan: TaskPlan):
             study_name=study_name,
             experiment_name=experiment_name,
             model_name=model_name,
+            approval=approval,
         ).after(data)
 
     return continual

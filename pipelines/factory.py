@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pipelines import NAMES, continual, dataops, mlops
+from pipelines import NAMES, continual, dataops, mlops, sensor
 from pipelines.platform import PlatformSettings, TaskPlan
 
-_BUILDERS = {"continual": continual.build, "dataops": dataops.build, "mlops": mlops.build}
+_BUILDERS = {
+    "continual": continual.build,
+    "dataops": dataops.build,
+    "mlops": mlops.build,
+    "sensor": sensor.build,
+}
 
 
 def build(

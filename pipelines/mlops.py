@@ -27,6 +27,7 @@ def build(plan: TaskPlan):
         experiment_name: str = "tagifai",
         model_name: str = "tagifai",
         model_families: str = "",
+        approval: str = "auto",
     ):
         """Empty URIs mean: each step uses its environment's TAGIFAI_* settings."""
         data = extract(warehouse=warehouse, table="labeled_projects")
@@ -61,6 +62,7 @@ def build(plan: TaskPlan):
             mlflow_tracking_uri=mlflow_tracking_uri,
             model_name=model_name,
             state_dir=state_dir,
+            approval=approval,
         )
         evaluated.set_display_name("evaluate")
 

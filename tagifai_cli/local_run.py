@@ -206,10 +206,12 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
     if summary.get("metrics"):
         w("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in summary["metrics"].items()) + "\n")
     if summary.get("model_uri"):
-        promoted = (summary.get("evaluation") or {}).get("promoted")
-        note = {1: " (now the champion)", 0: " (champion unchanged)"}.get(
-            int(promoted) if promoted is not None else None, ""
-        )
+        outcome = (summary.get("evaluation") or {}).get("outcome")
+        note = {
+            2: " (promoted: now the champion)",
+            1: " (pending approval: `tagifai models approve` makes it the champion)",
+            0: " (rejected: champion unchanged; the evaluate report says why)",
+        }.get(int(outcome) if outcome is not None else None, "")
         w(f"model: {summary['model_uri']}{note}\n")
     failed = [s for s in summary["steps"] if s["status"] == "failed"]
     for step in failed:

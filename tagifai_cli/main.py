@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from pipelines import NAMES as PIPELINE_NAMES
-from tagifai_cli.options import settings_from
+from tagifai_cli.options import pipeline_arguments, settings_from
 
 
 class CLIError(Exception):
@@ -31,20 +31,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CLIError(f"--model-families: {exc}") from exc
     settings.home.mkdir(parents=True, exist_ok=True)
-    sources = settings.sources()
-    arguments: dict = {"warehouse": settings.warehouse, "state_dir": str(settings.home)}
-    if args.pipeline in ("continual", "dataops"):
-        arguments.update(projects_source=args.projects or sources["projects"], tags_source=args.tags or sources["tags"])
-    if args.pipeline in ("continual", "mlops"):
-        arguments.update(
-            mlflow_tracking_uri=settings.mlflow_tracking_uri,
-            optuna_storage=settings.optuna_storage,
-            num_trials=args.num_trials,
-            model_families=args.model_families,
-            seed=args.seed,
-            experiment_name=settings.experiment_name,
-            model_name=settings.model_name,
-        )
+    arguments = pipeline_arguments(
+        args.pipeline,
+        settings,
+        projects=args.projects,
+        tags=args.tags,
+        num_trials=args.num_trials,
+        model_families=args.model_families,
+        seed=args.seed,
+    )
     if not args.quiet:
         print(f"state: {settings.home}\nwarehouse: {settings.warehouse}\nmlflow: {settings.mlflow_tracking_uri}")
         if "projects_source" in arguments:
@@ -205,12 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     settings_flags(ev)
     ev.set_defaults(func=cmd_evaluate)
 
-    from tagifai_cli import cluster, images, kubeflow, vertex
+    from tagifai_cli import cluster, images, kubeflow, models, sensor, vertex
 
     kubeflow.add_parsers(sub, PIPELINE_NAMES)
     vertex.add_parser(sub, PIPELINE_NAMES)
     images.add_parser(sub)
     cluster.add_parser(sub)
+    models.add_parser(sub)
+    sensor.add_parser(sub)
     return parser
 
 

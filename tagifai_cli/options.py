@@ -46,6 +46,48 @@ def settings_from(args: argparse.Namespace):
     return get_settings(**overrides)
 
 
+def pipeline_arguments(
+    pipeline: str,
+    settings,
+    *,
+    projects: str | None = None,
+    tags: str | None = None,
+    num_trials: int | None = None,
+    model_families: str | None = None,
+    seed: int = 42,
+    approval: str | None = None,
+    sensed: bool = False,
+) -> dict:
+    """The arguments of a local run of ``pipeline`` (``tagifai run``, ``tagifai sense --run``) from the settings.
+
+    Sources: ``projects``/``tags``, else the settings' (``DATA_DIR`` or the public ones); ``num_trials``,
+    ``model_families`` and ``approval`` default to the settings'. ``sensor`` also gets the sensor's thresholds.
+    A run the sensor starts (the ``sensor`` pipeline, or ``sensed``) waits for a person (approval ``manual``)
+    unless ``approval`` or TAGIFAI_APPROVAL says otherwise.
+    """
+    if approval is None:
+        explicit = "approval" in settings.model_fields_set
+        approval = settings.approval if explicit or not (sensed or pipeline == "sensor") else "manual"
+    sources = settings.sources()
+    arguments: dict = {"warehouse": settings.warehouse, "state_dir": str(settings.home)}
+    if pipeline in ("continual", "dataops", "sensor"):
+        arguments.update(projects_source=projects or sources["projects"], tags_source=tags or sources["tags"])
+    if pipeline in ("continual", "mlops", "sensor"):
+        arguments.update(
+            mlflow_tracking_uri=settings.mlflow_tracking_uri,
+            optuna_storage=settings.optuna_storage,
+            num_trials=num_trials or settings.num_trials,
+            model_families=model_families if model_families is not None else settings.model_families,
+            approval=approval,
+            seed=seed,
+            experiment_name=settings.experiment_name,
+            model_name=settings.model_name,
+        )
+    if pipeline == "sensor":
+        arguments.update(min_new_rows=settings.sensor_min_new_rows, max_age_days=settings.sensor_max_age_days)
+    return arguments
+
+
 # --- delivery: the package to send and its parameters -----------------------------------------------
 
 

@@ -54,3 +54,37 @@ def trained_default(_labeled_projects: pd.DataFrame):
     from tagifai.train import TrainArgs, train
 
     return train(_labeled_projects.copy(), TrainArgs())
+
+
+@pytest.fixture(scope="session")
+def gate_models(_labeled_projects):
+    """A good model and one trained on shuffled labels (same rows, same split seed), TF-IDF only: for the
+    tests of the registry and the human gate, which are about promotion, not quality."""
+    import numpy as np
+
+    from tagifai.train import TrainArgs, train
+
+    args = TrainArgs(seed=7, embedding="none")
+    good = train(_labeled_projects.copy(), args)
+    shuffled = _labeled_projects.copy()
+    shuffled["tag"] = np.random.default_rng(0).permutation(shuffled["tag"].to_numpy())
+    return {"good": good, "bad": train(shuffled, args), "test": good.splits.test}
+
+
+@pytest.fixture(scope="module")
+def isolated_mlflow(tmp_path_factory):
+    """Keep MLflow's global URIs and ./mlruns of the current directory as they were."""
+    import mlflow
+
+    from tagifai import tracking
+
+    cwd = tmp_path_factory.mktemp("cwd")
+    before, old_cwd = os.environ.get("MLFLOW_TRACKING_URI"), os.getcwd()
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        tracking._state.clear()
+        mlflow.set_tracking_uri(before)
+        mlflow.set_registry_uri(before)

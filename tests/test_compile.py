@@ -16,7 +16,7 @@ from tagifai import steps as step_table
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPILED = ROOT / "pipelines" / "compiled"
-PIPELINES = ["continual", "dataops", "mlops"]
+PIPELINES = ["continual", "dataops", "mlops", "sensor"]
 TARGETS = ["kubeflow", "vertex"]
 STEPS = set(step_table.NAMES)
 

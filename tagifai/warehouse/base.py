@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
 RAW_SCHEMA = "raw"
 #: Schema of the dbt models (staging views and marts).
 CURATED_SCHEMA = "main"
+#: The small state table (schema ``main``) of :meth:`Warehouse.read_state` / :meth:`Warehouse.write_state`:
+#: one row per name (``name``, ``value`` as JSON text, ``written_at``), e.g. the sensor's watermark.
+STATE_TABLE = "tagifai_watermark"
 
 
 class WarehouseError(RuntimeError):
@@ -121,3 +124,19 @@ class Warehouse(ABC):
 
     def gx_adapt_expectation(self, expectation: Any) -> None:
         """Rewrite an expectation (in place) for this warehouse's SQL dialect, e.g. its type names."""
+
+    # -------------------------------------------------------------------------- state (the sensor)
+
+    def read_state(self, name: str) -> dict | None:
+        """The JSON value last written under ``name`` in the state table, or None (no table or no row yet).
+
+        Reading never creates anything.
+        """
+        raise WarehouseError(f"warehouse {self.uri!r}: this backend keeps no state (read_state is not implemented)")
+
+    def write_state(self, name: str, value: dict) -> None:
+        """Store ``value`` (JSON-serialisable) under ``name``, replacing what was there, in one atomic statement.
+
+        Idempotent: writing the same value twice leaves one row holding it. Creates the table when needed.
+        """
+        raise WarehouseError(f"warehouse {self.uri!r}: this backend keeps no state (write_state is not implemented)")

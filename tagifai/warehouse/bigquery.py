@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlparse
 
 from tagifai.config import get_settings
-from tagifai.warehouse.base import CURATED_SCHEMA, RAW_SCHEMA, Warehouse, WarehouseError
+from tagifai.warehouse.base import CURATED_SCHEMA, RAW_SCHEMA, STATE_TABLE, Warehouse, WarehouseError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -320,6 +320,64 @@ class BigQueryWarehouse(Warehouse):
             if _not_found(exc):
                 raise WarehouseError(_missing_table(ref)) from exc
             raise BigQueryError(f"reading the schema of {ref.id} failed: {_describe(exc)}") from exc
+        finally:
+            bq.close()
+
+    # -------------------------------------------------------------------------- state (the sensor)
+
+    def read_state(self, name: str) -> dict | None:
+        """The value of ``name`` in ``<dataset>.tagifai_watermark``; None when the table or row is missing."""
+        import json
+
+        from google.cloud import bigquery
+
+        ref = self.resolve(STATE_TABLE)
+        bq = self.client()
+        try:
+            rows = list(
+                bq.query_and_wait(
+                    f"SELECT value FROM {ref.sql} WHERE name = @name",
+                    job_config=bigquery.QueryJobConfig(
+                        query_parameters=[bigquery.ScalarQueryParameter("name", "STRING", name)]
+                    ),
+                )
+            )
+        except Exception as exc:  # noqa: BLE001
+            if _not_found(exc):
+                return None
+            raise BigQueryError(f"reading state {name!r} from {ref.id} failed: {_describe(exc)}") from exc
+        finally:
+            bq.close()
+        return json.loads(rows[0][0]) if rows else None
+
+    def write_state(self, name: str, value: dict) -> None:
+        """``MERGE`` ``name`` into ``<dataset>.tagifai_watermark`` (one atomic statement; table created if needed)."""
+        import json
+
+        from google.cloud import bigquery
+
+        ref = self.resolve(STATE_TABLE)
+        params = bigquery.QueryJobConfig(
+            query_parameters=[
+                bigquery.ScalarQueryParameter("name", "STRING", name),
+                bigquery.ScalarQueryParameter("value", "STRING", json.dumps(value, sort_keys=True, default=str)),
+            ]
+        )
+        bq = self.client()
+        try:
+            bq.create_dataset(f"{ref.project}.{ref.dataset}", exists_ok=True)
+            bq.query_and_wait(
+                f"CREATE TABLE IF NOT EXISTS {ref.sql} (name STRING NOT NULL, value STRING NOT NULL, "
+                "written_at TIMESTAMP NOT NULL)"
+            )
+            bq.query_and_wait(
+                f"MERGE {ref.sql} AS t USING (SELECT @name AS name, @value AS value) AS s ON t.name = s.name "
+                "WHEN MATCHED THEN UPDATE SET value = s.value, written_at = CURRENT_TIMESTAMP() "
+                "WHEN NOT MATCHED THEN INSERT (name, value, written_at) VALUES (s.name, s.value, CURRENT_TIMESTAMP())",
+                job_config=params,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise BigQueryError(f"writing state {name!r} to {ref.id} failed: {_describe(exc)}") from exc
         finally:
             bq.close()
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from tagifai.warehouse.base import RAW_SCHEMA, Warehouse, WarehouseError, split_table
+from tagifai.warehouse.base import CURATED_SCHEMA, RAW_SCHEMA, STATE_TABLE, Warehouse, WarehouseError, split_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -86,6 +86,58 @@ class DuckDBWarehouse(Warehouse):
             if not exists:
                 return 0
             return con.execute(f"SELECT count(*) FROM {self.table_ref(name, found)}").fetchone()[0]
+
+    # -------------------------------------------------------------------------- state (the sensor)
+
+    def read_state(self, name: str) -> dict | None:
+        """The value of ``name`` in ``main.tagifai_watermark``; None when the file, table or row is missing."""
+        if self.missing() is not None:
+            return None
+        import json
+
+        import duckdb
+
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            exists = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [CURATED_SCHEMA, STATE_TABLE],
+            ).fetchone()[0]
+            if not exists:
+                return None
+            row = con.execute(f"SELECT value FROM {self.table_ref(STATE_TABLE)} WHERE name = ?", [name]).fetchone()
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except ValueError as exc:
+            raise WarehouseError(f"state {name!r} in {self.path} ({self.table_ref(STATE_TABLE)}) is not JSON") from exc
+
+    def write_state(self, name: str, value: dict) -> None:
+        """Upsert ``name`` into ``main.tagifai_watermark`` in one transaction (the file is created if needed)."""
+        import json
+
+        import duckdb
+
+        text = json.dumps(value, sort_keys=True, default=str)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        table = self.table_ref(STATE_TABLE)
+        with duckdb.connect(str(self.path)) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {CURATED_SCHEMA}")
+                con.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} "
+                    "(name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL, written_at TIMESTAMP NOT NULL)"
+                )
+                con.execute(
+                    f"INSERT INTO {table} VALUES (?, ?, now()::TIMESTAMP) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value, written_at = excluded.written_at",
+                    [name, text],
+                )
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
 
     # ------------------------------------------------------------------------------------ loading
 

@@ -11,7 +11,7 @@ from components.extract import extract
 from components.sync import sync
 from tagifai.sources import SourceError
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "madewithml"
+DATA = Path(__file__).resolve().parents[2] / "data" / "madewithml"
 
 
 _artifact = make_artifact

@@ -72,6 +72,7 @@ def chain(tmp_path_factory, _labeled_projects):
         mlflow_tracking_uri=store["mlflow_tracking_uri"],
         model_name="tagifai",
         state_dir=store["state_dir"],
+        approval="auto",
         report=report,
         metrics=ev_metrics,
     )
@@ -166,11 +167,15 @@ def test_evaluate_reports_and_promotes_the_first_model(chain):
     assert "Behavioral" in text or "behavioral" in text
     assert chain["ev_metrics"].metadata["behavioral_passed"] == chain["ev_metrics"].metadata["behavioral_total"] == 8
     assert chain["ev_metrics"].metadata["promoted"] == 1
+    assert chain["ev_metrics"].metadata["outcome"] == 2  # promoted
+    assert chain["report"].metadata["outcome"] == "promoted" and "no champion yet" in chain["report"].metadata["reason"]
+    assert "## Decision: promoted" in text
     assert get_champion("tagifai", tracking_uri=chain["store"]["mlflow_tracking_uri"])[0] == 1
 
 
 def test_evaluate_keeps_the_champion_when_the_challenger_is_worse(chain, tmp_path):
     """A deliberately weak model (5 features) is registered as version 2: the alias must not move."""
+    from tagifai.registry import Registry
     from tagifai.tracking import get_champion, log_training
     from tagifai.train import TrainArgs
     from tagifai.train import train as train_model
@@ -189,21 +194,49 @@ def test_evaluate_keeps_the_champion_when_the_challenger_is_worse(chain, tmp_pat
         experiment_name="tagifai",
     )
     report, metrics = _artifact(Markdown, tmp_path, "r"), _artifact(Metrics, tmp_path, "m")
-    from tagifai.evaluate import BehavioralTestError
-
-    try:
-        evaluate.python_func(
-            model_uri=info["model_uri"],
-            test_data=chain["outs"]["test_data"],
-            mlflow_tracking_uri=uri,
-            model_name="tagifai",
-            state_dir=chain["store"]["state_dir"],
-            report=report,
-            metrics=metrics,
-        )
-    except BehavioralTestError:
-        pass  # a 5-feature model may also fail the behavioral tests; either way it must not be promoted
-    assert metrics.metadata["promoted"] == 0
+    # A rejected challenger is an outcome, not a failed step: no exception, whichever rule rejected it
+    # (a 5-feature model may also fail behavioral tests).
+    evaluate.python_func(
+        model_uri=info["model_uri"],
+        test_data=chain["outs"]["test_data"],
+        mlflow_tracking_uri=uri,
+        model_name="tagifai",
+        state_dir=chain["store"]["state_dir"],
+        approval="auto",
+        report=report,
+        metrics=metrics,
+    )
+    assert metrics.metadata["promoted"] == 0 and metrics.metadata["outcome"] == 0  # rejected
     assert metrics.metadata["f1"] < chain["outs"]["metrics"].metadata["f1"]
     assert get_champion("tagifai", tracking_uri=uri)[0] == 1
-    assert "champion unchanged" in Path(report.path).read_text()
+    text = Path(report.path).read_text()
+    assert "## Decision: rejected" in text and "champion unchanged" in text
+    assert report.metadata["outcome"] == "rejected" and report.metadata["reason"] in text
+    assert Registry("tagifai", uri).decision(info["version"]) == "rejected"
+
+
+def test_evaluate_with_manual_approval_leaves_the_challenger_pending(chain, tmp_path):
+    """The champion's own model registered again (same f1, so not worse): manual approval waits."""
+    from tagifai.registry import Registry
+    from tagifai.tracking import get_champion, load_model, log_training
+
+    uri = chain["store"]["mlflow_tracking_uri"]
+    model = load_model(chain["model_uri"], tracking_uri=uri)
+    info = log_training(model, None, None, registered_model_name="tagifai", tracking_uri=uri, experiment_name="tagifai")
+    report, metrics = _artifact(Markdown, tmp_path, "r"), _artifact(Metrics, tmp_path, "m")
+    evaluate.python_func(
+        model_uri=info["model_uri"],
+        test_data=chain["outs"]["test_data"],
+        mlflow_tracking_uri=uri,
+        model_name="tagifai",
+        state_dir=chain["store"]["state_dir"],
+        approval="manual",
+        report=report,
+        metrics=metrics,
+    )
+    assert metrics.metadata["promoted"] == 0 and metrics.metadata["outcome"] == 1  # pending-approval
+    assert get_champion("tagifai", tracking_uri=uri)[0] == 1
+    registry = Registry("tagifai", uri)
+    assert registry.alias_version("challenger") == info["version"]
+    assert registry.decision(info["version"]) == "pending-approval"
+    assert f"tagifai models approve {info['version']}" in Path(report.path).read_text()

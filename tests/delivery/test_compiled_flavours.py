@@ -13,7 +13,7 @@ import yaml
 from google.protobuf import json_format
 from loopback import COMPILED, ROOT
 
-PIPELINES = ["continual", "dataops", "mlops"]
+PIPELINES = ["continual", "dataops", "mlops", "sensor"]
 NETWORK_STEPS = {"sync": 3, "validate-table": 2, "transform": 2, "extract": 2}
 
 

@@ -117,7 +117,7 @@ def test_compiled_yaml_holds_no_secret_even_when_the_environment_does(tmp_path):
     proc = _cli("compile", "--target", "all", "--output-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     written = list(tmp_path.rglob("*.yaml"))
-    assert len(written) == 6
+    assert len(written) == 8  # 4 pipelines x 2 targets
     for path in written:
         _assert_clean(path.read_text(), str(path))
     # secrets are referenced by name only: the names appear, the values cannot

@@ -1,6 +1,7 @@
-"""`tagifai run continual --runner docker`: kfp.local's DockerRunner, every step in its own image.
+"""`tagifai run sensor --runner docker`: kfp.local's DockerRunner, every step of the table in its own image.
 
-One real run on the shared data with two Optuna trials: sources served over http from the host, a
+One real run of the sensor pipeline (sense, then the whole continual pipeline, then the watermark) on the
+vendored data with two Optuna trials: sources served over http from the host, a
 real `mlflow server` for tracking and registry, the warehouse and Optuna in the mounted state folder.
 """
 
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 #: display name -> the component the task runs; the step (image) it must run in comes from the step table
 TASK_COMPONENTS = {
+    "sense": "sense",
     "sync-projects": "sync",
     "sync-tags": "sync",
     "validate-projects": "validate_table",
@@ -36,6 +38,7 @@ TASK_COMPONENTS = {
     "optimize": "optimize",
     "train": "train",
     "evaluate": "evaluate",
+    "advance-watermark": "advance_watermark",
 }
 TASK_STEPS = {name: steps.step_of_component(component).name for name, component in TASK_COMPONENTS.items()}
 
@@ -60,7 +63,7 @@ def docker_run(built_images, tmp_path_factory):
             env[var] = os.environ[var]
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "tagifai_cli.main", "run", "continual", "--runner", "docker", "--num-trials", "2"],
+        [sys.executable, "-m", "tagifai_cli.main", "run", "sensor", "--runner", "docker", "--num-trials", "2"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -72,14 +75,14 @@ def docker_run(built_images, tmp_path_factory):
         raise AssertionError(
             f"tagifai run --runner docker exited {proc.returncode}\n{proc.stdout[-5000:]}\n{proc.stderr[-3000:]}"
         )
-    print(f"\ncontinual under DockerRunner: {seconds:.1f} s wall")
+    print(f"\nsensor (sense, continual, advance) under DockerRunner: {seconds:.1f} s wall")
     return home, proc, json.loads((home / "last_run.json").read_text())
 
 
 def test_run_succeeds_with_every_step_under_the_docker_runner(docker_run):
     _, proc, summary = docker_run
     assert summary["status"] == "succeeded" and summary["runner"] == "docker"
-    assert "kfp.local docker runner" in proc.stdout and "continual SUCCEEDED" in proc.stdout
+    assert "kfp.local docker runner" in proc.stdout and "sensor SUCCEEDED" in proc.stdout
     assert sorted(s["name"] for s in summary["steps"]) == sorted(TASK_STEPS)
     assert all(s["status"] == "succeeded" for s in summary["steps"])
 
@@ -137,7 +140,13 @@ def test_state_reached_the_steps_as_on_a_cluster(docker_run):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    version = client.get_model_version_by_alias("tagifai", "champion")
+    # the sensor's run waits for a person: the new version is the challenger, pending approval
+    version = client.get_model_version_by_alias("tagifai", "challenger")
     assert summary["model_uri"] == f"models:/tagifai/{version.version}"
+    assert version.tags.get("tagifai.decision") == "pending-approval"
+    assert summary["retrain"] is True and summary["evaluation"]["outcome"] == 1
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        [(value,)] = con.execute("select value from main.tagifai_watermark where name = 'continual'").fetchall()
+    assert json.loads(value)["run_key"] == summary["run_key"]
     # the model's files went through the server's artifact store (mlflow-artifacts:), into the state folder
     assert any((home / "mlartifacts").rglob("MLmodel"))

@@ -19,6 +19,7 @@ EXPECTED = {
     "validate": ("great_expectations", ("dlt", "dbt.cli", "mlflow", "optuna", "sklearn")),
     "transform": ("dbt.adapters.duckdb", ("dlt", "great_expectations", "mlflow", "optuna", "sklearn")),
     "extract": ("duckdb", ("dlt", "great_expectations", "dbt.cli", "mlflow", "optuna", "sklearn")),
+    "sense": ("duckdb", ("dlt", "great_expectations", "dbt.cli", "mlflow", "optuna", "sklearn")),
     "optimize": ("optuna", ("dlt", "great_expectations", "dbt.cli")),
     "train": ("mlflow.sklearn", ("dlt", "great_expectations", "dbt.cli", "optuna")),
     "evaluate": ("mlflow.sklearn", ("dlt", "great_expectations", "dbt.cli", "optuna")),

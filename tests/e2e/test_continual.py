@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data" / "madewithml"
+DATA = ROOT / "data" / "madewithml"
 STEPS = [
     "sync-projects",
     "sync-tags",
@@ -87,6 +87,16 @@ def test_model_is_registered_in_the_local_mlflow_registry(run):
     assert summary["model_uri"] == f"models:/tagifai/{versions[0].version}"
     run_metrics = client.get_run(versions[0].run_id).data.metrics
     assert abs(run_metrics["test_f1"] - summary["metrics"]["f1"]) < 1e-9
+    # the first version has no champion to beat: the gate (approval auto) promotes it and records why
+    assert client.get_model_version_by_alias("tagifai", "champion").version == versions[0].version
+    assert client.get_model_version_by_alias("tagifai", "challenger").version == versions[0].version
+    tags = client.get_model_version("tagifai", versions[0].version).tags
+    assert tags["tagifai.decision"] == "promoted" and "no champion yet" in tags["tagifai.decision_reason"]
+    moves = json.loads(_tagifai(home, "models", "history", "--json").stdout)
+    assert [(m["alias"], m["from_version"], m["to_version"]) for m in moves] == [
+        ("challenger", None, int(versions[0].version)),
+        ("champion", None, int(versions[0].version)),
+    ]
 
 
 def test_cli_predict_and_evaluate_use_the_registered_model(run, tmp_path):

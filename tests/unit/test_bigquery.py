@@ -30,7 +30,7 @@ from tagifai.sync import SyncError, sync
 from tagifai.warehouse import WarehouseError, bigquery, parse_warehouse, read_table
 from tagifai.warehouse.bigquery import BigQueryWarehouse
 
-DATA = PACKAGE_ROOT.parent / "shared" / "data" / "madewithml"
+DATA = PACKAGE_ROOT / "data" / "madewithml"
 PROJECT, DATASET = "tagifai-test", "tagifai"
 URI = f"bigquery://{PROJECT}/{DATASET}"
 WH = BigQueryWarehouse(PROJECT, DATASET)

@@ -8,7 +8,7 @@ import pytest
 
 from tagifai.sources import SourceError, conform, detect_format, read_input, read_source
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "madewithml"
+DATA = Path(__file__).resolve().parents[2] / "data" / "madewithml"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from tagifai.extract import content_hash
 from tagifai.sources import SourceError
 from tagifai.sync import SyncError, sync
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "madewithml"
+DATA = Path(__file__).resolve().parents[2] / "data" / "madewithml"
 
 
 def _table(path: Path, table: str) -> pd.DataFrame:

@@ -112,11 +112,14 @@ def test_load_model_in_a_fresh_process(store, logged, trained_default):
 def test_champion_alias_round_trip(store, logged, trained_default):
     assert tracking.get_champion(NAME, tracking_uri=store["uri"]) is None
     assert tracking.get_champion("no-such-model", tracking_uri=store["uri"]) is None
-    tracking.set_champion(NAME, 1, tracking_uri=store["uri"])
+    from tagifai.registry import Registry
+
+    Registry(NAME, store["uri"]).move_alias(tracking.CHAMPION, 1, "first")
     version, metrics = tracking.get_champion(NAME, tracking_uri=store["uri"])
     assert version == 1 and metrics["test_f1"] == pytest.approx(trained_default.metrics["test"]["f1"])
-    tracking.set_champion(NAME, 2)
+    Registry(NAME).move_alias(tracking.CHAMPION, 2, "second")  # the tracking URI of the last configure()
     assert tracking.get_champion(NAME)[0] == 2
+    assert [(m.from_version, m.to_version) for m in Registry(NAME).alias_history()] == [(None, 1), (1, 2)]
     loaded = tracking.load_model(tracking.champion_uri(NAME))
     assert loaded.predict(["ML applied to image classification."]).tolist() == ["computer-vision"]
 
@@ -134,6 +137,18 @@ def test_flatten_metrics():
 
 
 def test_resolve_model_uri(store, logged):
+    # Before the champion test no alias is set: the latest version (today's fallback, kept).
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store["uri"])
+    aliases = dict(client.get_registered_model(NAME).aliases or {})
+    for alias in aliases:
+        client.delete_registered_model_alias(NAME, alias)
+    try:
+        assert tracking.resolve_model_uri(NAME, tracking_uri=store["uri"]) == f"models:/{NAME}/2"
+    finally:
+        for alias, version in aliases.items():
+            client.set_registered_model_alias(NAME, alias, version)
     # Runs after the champion test: the alias is set.
     assert tracking.resolve_model_uri(NAME, tracking_uri=store["uri"]) == f"models:/{NAME}@champion"
     with pytest.raises(LookupError, match="no-such-model"):

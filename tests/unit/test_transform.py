@@ -20,7 +20,7 @@ import pytest
 from tagifai.config import PACKAGE_ROOT
 from tagifai.transform import DbtReport, TransformError, run_dbt
 
-DATA = PACKAGE_ROOT.parent / "shared" / "data" / "madewithml"
+DATA = PACKAGE_ROOT / "data" / "madewithml"
 DBT_PROJECT = PACKAGE_ROOT / "dbt_transforms"
 COLUMNS = ["id", "created_on", "title", "description", "tag"]
 RAW_TAG_COUNTS = {

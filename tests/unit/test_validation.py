@@ -25,7 +25,7 @@ from tagifai.validation import (
 )
 
 GX_PROJECT = PACKAGE_ROOT / "great_expectations"
-DATA_DIR = PACKAGE_ROOT.parent / "shared" / "data" / "madewithml"
+DATA_DIR = PACKAGE_ROOT / "data" / "madewithml"
 SUITES = ("projects", "tags", "labeled_projects")
 TAGS = {
     "natural-language-processing",
