@@ -23,8 +23,9 @@ needed, and the run key changes, but they alone do not trigger a retraining).
 **The run key** names the data a run would process: ``continual-`` + the first 12 hex digits of
 sha256(``last_created_on`` + ``|`` + ``content_hash``) of the *new* watermark (all rows of the source now).
 The same data always gives the same key (Kubeflow/Vertex-safe: lowercase, digits, hyphens, 22 characters),
-so a run named by it is never started twice for the same data; with nothing new it is the current
-watermark's key.
+so it can serve as the idempotency key of the run (``tagifai sense --run`` records
+``$TAGIFAI_HOME/sensor/<run_key>.json``; naming KFP runs and Vertex job_ids by it is still to do); with
+nothing new it is the current watermark's key.
 
 :func:`advance` writes the new watermark, only after the triggered run succeeded; :func:`advance_for`
 re-senses first and refuses (returns False) when the run key no longer matches, so a stale advance cannot
