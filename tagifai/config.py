@@ -147,7 +147,9 @@ class Settings(BaseSettings):
 
     def image(self, step: str) -> str:
         """The image of one step: ``<registry>/tagifai-<step>:<tag>``."""
-        return f"{self.registry.rstrip('/')}/tagifai-{step}:{self.image_tag}"
+        from tagifai.steps import get
+
+        return get(step).image(self.registry, self.image_tag)
 
 
 def get_settings(**overrides) -> Settings:

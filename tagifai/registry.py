@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tagifai.tracking import CHAMPION, _artifact_location, _client
+from tagifai.tracking import CHAMPION, _artifact_location, _client, model_version_by_alias
 
 CHALLENGER = "challenger"
 DECISION = "tagifai.decision"
@@ -86,12 +86,8 @@ class Registry:
 
     def alias_version(self, alias: str) -> int | None:
         """The version behind ``alias``, or None."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return int(self.client.get_model_version_by_alias(self.model_name, alias).version)
-        except MlflowException:
-            return None
+        mv = model_version_by_alias(self.client, self.model_name, alias)
+        return None if mv is None else int(mv.version)
 
     def version(self, version: int | str):
         """The MLflow ``ModelVersion``; :class:`UnknownVersionError` when there is none."""

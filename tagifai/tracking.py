@@ -307,6 +307,16 @@ def load_model(uri: str, tracking_uri: str | None = None) -> Any:
     return mlflow.sklearn.load_model(uri)
 
 
+def model_version_by_alias(client, name: str, alias: str):
+    """The registry's model version behind ``alias`` of ``name``, or None (no such model or alias)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
 def get_champion(
     name: str, alias: str = CHAMPION, tracking_uri: str | None = None
 ) -> tuple[int, dict[str, float]] | None:
@@ -314,9 +324,8 @@ def get_champion(
     from mlflow.exceptions import MlflowException
 
     client = _client(tracking_uri)
-    try:
-        mv = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
+    mv = model_version_by_alias(client, name, alias)
+    if mv is None:
         return None
     metrics: dict[str, float] = {}
     if mv.run_id:

@@ -209,7 +209,7 @@ def evaluate_and_promote(
     """
     from tagifai.evaluate import evaluate_model, report_markdown, run_behavioral_tests
     from tagifai.registry import CHALLENGER, Registry
-    from tagifai.tracking import champion_uri, get_champion, load_model
+    from tagifai.tracking import CHAMPION, load_model
 
     version = model_uri.rsplit("/", 1)[-1] if model_uri.startswith("models:/") else ""
     registry = Registry(model_name, tracking_uri)
@@ -218,11 +218,10 @@ def evaluate_and_promote(
     model = load_model(model_uri, tracking_uri=tracking_uri)
     metrics = evaluate_model(model, test_data)
     behavioral = run_behavioral_tests(model)
-    champion = get_champion(model_name, tracking_uri=tracking_uri)
+    champion_version = registry.alias_version(CHAMPION)
     champion_before = None
-    if champion is not None:
-        champion_version, _ = champion
-        champion_model = load_model(champion_uri(model_name), tracking_uri=tracking_uri)
+    if champion_version is not None:
+        champion_model = load_model(f"models:/{model_name}/{champion_version}", tracking_uri=tracking_uri)
         champion_before = {
             "version": champion_version,
             "f1": evaluate_model(champion_model, test_data)["overall"]["f1"],
@@ -242,8 +241,8 @@ def evaluate_and_promote(
             champion_before["version"] if champion_before else None,
         )
     promoted = outcome == "promoted"
-    if promoted and registry.alias_version("champion") != int(version):
-        registry.move_alias("champion", version, f"evaluate step (approval {approval}): {reason}", action="promote")
+    if promoted and str(champion_version) != version:
+        registry.move_alias(CHAMPION, version, f"evaluate step (approval {approval}): {reason}", action="promote")
     if version.isdigit():
         registry.set_decision(version, outcome, reason)
         registry.client.set_model_version_tag(model_name, version, "tagifai.eval_f1", f"{f1:.6f}")

@@ -48,8 +48,6 @@ STEP_DOCKERFILE = "images/step.Dockerfile"
 BASE_DOCKERFILE = "images/base.Dockerfile"
 #: The SHARED_LOCK build argument of a step without a shared lock (the stage ``deps-none``: the base alone).
 NO_SHARED_LOCK = "none"
-#: The step names, in the table's order (kept under this name for callers of the former hard-coded list).
-STEPS: tuple[str, ...] = step_table.NAMES
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 DEBOOTSTRAP_BASE_IMAGE = "tagifai-python:3.11-bookworm"
 STEP_LABEL = "org.tagifai.step"
@@ -200,11 +198,6 @@ def plan(
     return specs
 
 
-def shared_lock_steps() -> dict[str, tuple[str, ...]]:
-    """Shared lock -> the steps that install it before their own lock (``ml`` -> optimize, train, evaluate)."""
-    return dict(step_table.SHARED_LOCKS)
-
-
 def lock_plan() -> str:
     """What images/lock.sh compiles, one line each, steps first, then the shared locks made from them.
 
@@ -212,7 +205,7 @@ def lock_plan() -> str:
     ``shared <lock> <step> <step>...``: ``<lock>.txt``, the pins common to those steps' locks.
     """
     lines = [" ".join(("step", s.name, s.extra, *COMMON_EXTRAS)) for s in step_table.STEPS]
-    lines += [" ".join(("shared", lock, *names)) for lock, names in sorted(shared_lock_steps().items())]
+    lines += [" ".join(("shared", lock, *names)) for lock, names in sorted(step_table.SHARED_LOCKS.items())]
     return "\n".join(lines)
 
 

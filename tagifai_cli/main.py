@@ -20,18 +20,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tagifai_cli.packaging import step_images
 
     settings = settings_from(args)
-    args.num_trials = args.num_trials or settings.num_trials
-    args.model_families = args.model_families if args.model_families is not None else settings.model_families
-    if args.model_families:  # a wrong name fails here, not minutes later inside the optimize step
-        from tagifai.optimize import model_families
-        from tagifai.train import TrainArgs
-
-        try:
-            model_families(args.model_families, TrainArgs())
-        except ValueError as exc:
-            raise CLIError(f"--model-families: {exc}") from exc
-    settings.home.mkdir(parents=True, exist_ok=True)
-    arguments = pipeline_arguments(
+    arguments = pipeline_arguments(  # a wrong model family fails here, not minutes later in the optimize step
         args.pipeline,
         settings,
         projects=args.projects,
@@ -40,6 +29,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         model_families=args.model_families,
         seed=args.seed,
     )
+    settings.home.mkdir(parents=True, exist_ok=True)
     if not args.quiet:
         print(f"state: {settings.home}\nwarehouse: {settings.warehouse}\nmlflow: {settings.mlflow_tracking_uri}")
         if "projects_source" in arguments:

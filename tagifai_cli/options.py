@@ -65,6 +65,15 @@ def pipeline_arguments(
     A run the sensor starts (the ``sensor`` pipeline, or ``sensed``) waits for a person (approval ``manual``)
     unless ``approval`` or TAGIFAI_APPROVAL says otherwise.
     """
+    families = model_families if model_families is not None else settings.model_families
+    if families:  # a wrong name fails before anything runs, not minutes later inside the optimize step
+        from tagifai.optimize import model_families as parse_families
+        from tagifai.train import TrainArgs
+
+        try:
+            parse_families(families, TrainArgs())
+        except ValueError as exc:
+            raise ValueError(f"--model-families: {exc}") from None
     if approval is None:
         explicit = "approval" in settings.model_fields_set
         approval = settings.approval if explicit or not (sensed or pipeline == "sensor") else "manual"
@@ -77,7 +86,7 @@ def pipeline_arguments(
             mlflow_tracking_uri=settings.mlflow_tracking_uri,
             optuna_storage=settings.optuna_storage,
             num_trials=num_trials or settings.num_trials,
-            model_families=model_families if model_families is not None else settings.model_families,
+            model_families=families,
             approval=approval,
             seed=seed,
             experiment_name=settings.experiment_name,

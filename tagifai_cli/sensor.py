@@ -35,7 +35,7 @@ def parse_duration(text: str) -> float:
 def sense_once(args: argparse.Namespace, out=None) -> int:
     """One sense (and with ``--run`` the run and the advance); 0 unless a triggered run failed."""
     out = out or sys.stdout
-    from tagifai.sensor import advance_for, sense
+    from tagifai.sensor import sense
 
     settings = settings_from(args)
     arguments = pipeline_arguments(
@@ -56,10 +56,11 @@ def sense_once(args: argparse.Namespace, out=None) -> int:
     out.flush()
     if not args.run or not decision.retrain:
         return 0
-    return _run(args, settings, arguments, decision, advance_for, out)
+    return _run(args, settings, arguments, decision, out)
 
 
-def _run(args, settings, arguments: dict, decision, advance_for, out) -> int:
+def _run(args, settings, arguments: dict, decision, out) -> int:
+    from tagifai.sensor import advance_for
     from tagifai_cli.local_run import print_summary, run_local
     from tagifai_cli.packaging import step_images
 

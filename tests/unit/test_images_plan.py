@@ -55,9 +55,8 @@ def test_every_step_has_its_lock_and_its_shared_lock(step):
 
 
 def test_the_shared_locks_are_the_table_s():
-    assert images.shared_lock_steps() == {"ml": ("optimize", "train", "evaluate")}
-    assert set(images.shared_lock_steps()) == set(steps.SHARED_LOCKS)
-    for lock, names in images.shared_lock_steps().items():
+    assert steps.SHARED_LOCKS == {"ml": ("optimize", "train", "evaluate")}
+    for lock, names in steps.SHARED_LOCKS.items():
         assert set(names) == {s.name for s in steps.STEPS if s.shared_lock == lock}
 
 
@@ -111,7 +110,7 @@ def test_common_pins_keeps_what_every_lock_pins_the_same_way():
 
 
 def test_the_shared_lock_is_the_pins_common_to_its_steps_locks():
-    for lock, names in images.shared_lock_steps().items():
+    for lock, names in steps.SHARED_LOCKS.items():
         texts = [images.lock_path(n).read_text() for n in names]
         shared = images.lock_path(lock).read_text()
         body = "".join(line + "\n" for line in shared.splitlines() if not line.startswith("#"))
