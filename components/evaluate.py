@@ -16,11 +16,13 @@ def evaluate(
     approval: str,
     report: Output[Markdown],
     metrics: Output[Metrics],
+    promotion_margin: float = -1.0,
 ):
     """The human gate. ``model_uri`` (the new version) gets the alias ``challenger``, is scored on
     ``test_data`` with the behavioral tests (invariance, directional, minimum functionality), and
     ``<model_name>@champion`` is scored on the same rows. Outcome: ``rejected`` (a behavioral test
-    failed, or its f1 is below the champion's), else ``promoted`` (``approval`` auto: the champion alias
+    failed, or its f1 does not beat the champion's by ``promotion_margin``; negative: the
+    TAGIFAI_PROMOTION_MARGIN setting), else ``promoted`` (``approval`` auto: the champion alias
     moves to it) or ``pending-approval`` (``approval`` manual: it waits for ``tagifai models approve``).
     Every alias move is recorded in the registry's alias log (tagifai.registry).
     Writes: ``report`` (Markdown: overall, per class, slices, confusion matrix, behavioral tests, the
@@ -38,7 +40,12 @@ def evaluate(
 
     s = get_settings(home=state_dir, mlflow_tracking_uri=mlflow_tracking_uri, model_name=model_name)
     out = evaluate_and_promote(
-        model_uri, pd.read_parquet(test_data.path), s.model_name, s.mlflow_tracking_uri, approval=approval or "auto"
+        model_uri,
+        pd.read_parquet(test_data.path),
+        s.model_name,
+        s.mlflow_tracking_uri,
+        approval=approval or "auto",
+        margin=promotion_margin if promotion_margin >= 0 else s.promotion_margin,
     )
     Path(report.path).write_text(out.report, encoding="utf-8")
     report.metadata["outcome"] = out.outcome

@@ -26,7 +26,11 @@ def train(
     """Train on the train (+ validation) split of ``dataset`` with the arguments in ``best_args``.
 
     The "other" threshold is chosen on validation data; the test split is scored only at the end.
-    Logs params, metrics and the model to MLflow and registers it as a new version of ``model_name``.
+    Logs params, metrics and the model to MLflow and registers it as a new version of ``model_name``;
+    the run records its data from ``dataset``'s metadata (``table``, ``content_hash``, ``composition``):
+    the dataset input (context ``training``), tags ``data_content_hash``, ``data_created_on_max``,
+    ``data_policy``, artifacts ``data_composition.json`` and ``reference_predictions.json`` (predictions
+    and confidences of the model on the test split).
     Writes: ``model`` (the MLflow model directory; metadata ``model_uri``, ``run_id``, ``threshold``),
     ``metrics`` (precision, recall, f1 on the test split), ``confusion_matrix``, ``slice_metrics``
     (per class and per slice: nlp_cnn, short_text), ``test_data`` (the test split, Parquet).
@@ -54,6 +58,7 @@ def train(
         s.experiment_name,
         s.mlflow_artifact_root,
         dataset_hash=dataset.metadata.get("content_hash"),
+        dataset_meta=dict(dataset.metadata),
     )
     import mlflow.sklearn
 

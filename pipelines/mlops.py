@@ -28,9 +28,23 @@ def build(plan: TaskPlan):
         model_name: str = "tagifai",
         model_families: str = "",
         approval: str = "auto",
+        promotion_margin: float = 0.0,
+        training_data: str = "",
+        window_days: float = 0.0,
+        replay_share: float = -1.0,
+        replay_min_per_class: int = -1,
     ):
-        """Empty URIs mean: each step uses its environment's TAGIFAI_* settings."""
-        data = extract(warehouse=warehouse, table="labeled_projects")
+        """Empty URIs mean: each step uses its environment's TAGIFAI_* settings; so do an empty
+        ``training_data`` (full or window), a zero ``window_days`` and a negative replay share or minimum."""
+        data = extract(
+            warehouse=warehouse,
+            table="labeled_projects",
+            training_data=training_data,
+            window_days=window_days,
+            replay_share=replay_share,
+            replay_min_per_class=replay_min_per_class,
+            seed=seed,
+        )
         data.set_display_name("extract")
         checked = validate_dataset(suite="labeled_projects", dataset=data.outputs["dataset"])
         checked.set_display_name("validate-dataset")
@@ -63,6 +77,7 @@ def build(plan: TaskPlan):
             model_name=model_name,
             state_dir=state_dir,
             approval=approval,
+            promotion_margin=promotion_margin,
         )
         evaluated.set_display_name("evaluate")
 

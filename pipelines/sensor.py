@@ -1,25 +1,31 @@
-"""sensor: sense -> (retrain) the continual pipeline -> advance the watermark.
+"""sensor: sense -> (new data) dataops -> drift -> (retrain) mlops -> advance the watermark.
 
 KFP and Vertex AI have no sensors: schedule this pipeline (``tagifai schedule`` / ``tagifai vertex
-schedule``) every few minutes and it starts the continual loop only when the projects source holds enough
-new rows (tagifai.sensor). The watermark advances only after the nested continual run succeeded, and only
-to the data the sense task saw (``advance_watermark`` re-checks the run key).
+schedule``), or start it from an event (functions/vertex_sensor), and it goes on only when the projects
+source holds enough new rows (tagifai.sensor). The drift step then compares them with the champion's
+training data and decides whether to retrain (``retrain_on``: every sensed batch, or only drifted ones).
+The watermark advances only after the branch taken succeeded (the retraining, or the drift check that
+found no reason to retrain), and only to the data the sense task saw (``advance_watermark`` re-checks the
+run key).
 """
 
 from kfp import dsl
 
+from components.drift import drift
 from components.sense import advance_watermark, sense
-from pipelines import continual as continual_pipeline
+from pipelines import dataops as dataops_pipeline
+from pipelines import mlops as mlops_pipeline
 from pipelines.platform import TaskPlan
 
 
 def build(plan: TaskPlan):
-    """The sensor pipeline: the sense and advance tasks and the nested continual pipeline built with ``plan``."""
-    continual = continual_pipeline.build(plan)
+    """The sensor pipeline: sense, the nested dataops and mlops pipelines, drift and the advance tasks."""
+    dataops = dataops_pipeline.build(plan)
+    mlops = mlops_pipeline.build(plan)
 
     @dsl.pipeline(
         name="sensor",
-        description="Sense new projects rows; when there are enough, run continual and advance the watermark.",
+        description="Sense new projects rows; when there are enough, load them, check drift, retrain, advance.",
     )
     def sensor(
         projects_source: str,
@@ -36,8 +42,14 @@ def build(plan: TaskPlan):
         model_name: str = "tagifai",
         model_families: str = "",
         approval: str = "manual",
+        promotion_margin: float = 0.0,
+        training_data: str = "",
+        window_days: float = 0.0,
+        replay_share: float = -1.0,
+        replay_min_per_class: int = -1,
         min_new_rows: int = 50,
         max_age_days: float = 30.0,
+        retrain_on: str = "new-data",
     ):
         """``approval`` defaults to manual: an unattended retraining never replaces the champion by itself."""
         decided = sense(
@@ -47,29 +59,55 @@ def build(plan: TaskPlan):
             max_age_days=max_age_days,
         )
         decided.set_display_name("sense")
-        # the plain output (not a NamedTuple field, which kfp.local 2.17 cannot resolve in a condition)
-        with dsl.If(decided.outputs["Output"] == True, name="retrain"):  # noqa: E712 - a KFP condition
-            run = continual(
+        plan.configure(decided)
+        # Conditions on plain outputs: kfp.local 2.17 cannot resolve a NamedTuple field in a condition.
+        with dsl.If(decided.outputs["Output"] == True, name="new-data"):  # noqa: E712 - a KFP condition
+            data = dataops(
                 projects_source=projects_source,
                 tags_source=tags_source,
                 warehouse=warehouse,
                 state_dir=state_dir,
                 dbt_target=dbt_target,
-                mlflow_tracking_uri=mlflow_tracking_uri,
-                optuna_storage=optuna_storage,
-                num_trials=num_trials,
-                seed=seed,
-                study_name=study_name,
-                experiment_name=experiment_name,
-                model_name=model_name,
-                model_families=model_families,
-                approval=approval,
             )
-            advanced = advance_watermark(
-                projects_source=projects_source, warehouse=warehouse, decision=decided.outputs["decision"]
-            ).after(run)
-            advanced.set_display_name("advance-watermark")
-            plan.configure(advanced)
-        plan.configure(decided)
+            checked = drift(
+                warehouse=warehouse,
+                mlflow_tracking_uri=mlflow_tracking_uri,
+                model_name=model_name,
+                state_dir=state_dir,
+                retrain_on=retrain_on,
+            ).after(data)
+            checked.set_display_name("drift")
+            plan.configure(checked)
+            with dsl.If(checked.outputs["Output"] == True, name="retrain"):  # noqa: E712
+                trained = mlops(
+                    warehouse=warehouse,
+                    state_dir=state_dir,
+                    mlflow_tracking_uri=mlflow_tracking_uri,
+                    optuna_storage=optuna_storage,
+                    num_trials=num_trials,
+                    model_families=model_families,
+                    seed=seed,
+                    study_name=study_name,
+                    experiment_name=experiment_name,
+                    model_name=model_name,
+                    approval=approval,
+                    promotion_margin=promotion_margin,
+                    training_data=training_data,
+                    window_days=window_days,
+                    replay_share=replay_share,
+                    replay_min_per_class=replay_min_per_class,
+                )
+                advanced = advance_watermark(
+                    projects_source=projects_source, warehouse=warehouse, decision=decided.outputs["decision"]
+                ).after(trained)
+                advanced.set_display_name("advance-watermark")
+                plan.configure(advanced)
+            # retrain_on=drift and nothing drifted: the batch is loaded and checked, so it counts as seen
+            with dsl.If(checked.outputs["Output"] == False, name="keep-champion"):  # noqa: E712
+                kept = advance_watermark(
+                    projects_source=projects_source, warehouse=warehouse, decision=decided.outputs["decision"]
+                )
+                kept.set_display_name("advance-watermark-no-retrain")
+                plan.configure(kept)
 
     return sensor

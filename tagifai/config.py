@@ -76,6 +76,50 @@ class Settings(BaseSettings):
     sensor_max_age_days: float = Field(
         default=30.0, gt=0, description="retrain anyway when new rows exist and the last run is this many days old"
     )
+    retrain_on: str = Field(
+        default="new-data",
+        pattern="^(new-data|drift)$",
+        description="when the sensor fired: new-data retrains on every sensed batch; drift only when the drift step "
+        "flags drift (otherwise the batch is recorded and the watermark advances)",
+    )
+    promotion_margin: float = Field(
+        default=0.0, ge=0, description="f1 a challenger must gain over the champion to be promoted or proposed"
+    )
+    # drift thresholds (the drift step; defaults are the standard ones, docs/continual.md cites them)
+    drift_pvalue: float = Field(
+        default=0.05, gt=0, lt=1, description="p-value below which a statistical test (chi-square, KS) flags drift"
+    )
+    drift_jensenshannon: float = Field(
+        default=0.1, gt=0, lt=1, description="Jensen-Shannon distance above which a categorical column drifted"
+    )
+    drift_domain_auc: float = Field(
+        default=0.55,
+        gt=0.5,
+        lt=1,
+        description="ROC AUC of the reference-vs-new text classifier above which text drifted",
+    )
+    drift_oov_increase: float = Field(
+        default=0.05, gt=0, lt=1, description="rise of the out-of-vocabulary token rate (absolute) that flags drift"
+    )
+    drift_confidence_drop: float = Field(
+        default=0.1, gt=0, lt=1, description="drop of the champion's mean confidence (absolute) that flags drift"
+    )
+    # composition of the training data (extract)
+    training_data: str = Field(
+        default="full",
+        pattern="^(full|window)$",
+        description="full: all history; window: the recent window plus a stratified replay sample of older rows",
+    )
+    window_days: float = Field(default=90.0, gt=0, description="the recent window of training_data=window, in days")
+    replay_share: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="older rows replayed, as a share of the window's rows (training_data=window)",
+    )
+    replay_min_per_class: int = Field(
+        default=10, ge=0, description="older rows replayed per class at least (training_data=window)"
+    )
     # --- images and compiled pipelines
     registry: str = Field(default="localhost:5000", description="image registry prefix")
     image_tag: str = Field(default=__version__, description="image tag")

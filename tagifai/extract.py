@@ -1,23 +1,20 @@
-"""Extract: a warehouse table into a Parquet file, with the metadata a Dataset artifact carries."""
+"""Extract: a warehouse table into a Parquet file, with the metadata a Dataset artifact carries.
+
+The rows written are the table composed by a :class:`~tagifai.compose.CompositionPolicy` (``full``, the
+default: the whole table, as always; ``window``: the recent window plus a stratified replay sample of
+older rows, :mod:`tagifai.compose`).
+"""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 
+from tagifai.compose import CompositionPolicy, compose, content_hash
 from tagifai.warehouse import read_table
 
-
-def content_hash(df: pd.DataFrame, key: str = "id") -> str:
-    """A sha256 of the rows' values, independent of row order and of the file format."""
-    if key in df.columns:
-        df = df.sort_values(key, kind="stable")
-    hashed = pd.util.hash_pandas_object(df.reset_index(drop=True), index=False).to_numpy()
-    digest = hashlib.sha256(hashed.tobytes())
-    digest.update(",".join(map(str, df.columns)).encode())
-    return digest.hexdigest()
+__all__ = ["content_hash", "describe", "extract_table"]
 
 
 def describe(df: pd.DataFrame, time_column: str = "created_on") -> dict:
@@ -30,14 +27,24 @@ def describe(df: pd.DataFrame, time_column: str = "created_on") -> dict:
     return meta
 
 
-def extract_table(warehouse_uri: str, table: str, out_path: str | Path) -> dict:
-    """Write ``table`` to ``out_path`` as Parquet (rows sorted by id) and return its metadata."""
-    df = read_table(warehouse_uri, table)
-    if "id" in df.columns:
-        df = df.sort_values("id", kind="stable").reset_index(drop=True)
+def extract_table(
+    warehouse_uri: str,
+    table: str,
+    out_path: str | Path,
+    policy: CompositionPolicy | None = None,
+    seed: int = 42,
+) -> dict:
+    """Write ``table`` composed by ``policy`` (None: ``full``, the whole table) to ``out_path`` as Parquet
+    (rows sorted by id) and return its metadata: ``table``, ``rows``, ``columns``, ``content_hash``,
+    ``created_on_min``/``created_on_max`` (of the rows written) and ``composition``
+    (:func:`tagifai.compose.compose`; ``seed`` draws the replay sample of ``window``).
+
+    The file appears whole or not at all. An empty window is a ValueError naming the table.
+    """
+    df, composition = compose(read_table(warehouse_uri, table), policy, seed, table=table)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     df.to_parquet(tmp, index=False)
     tmp.replace(out_path)  # never leave a half-written file under the artifact's name
-    return {"table": table, **describe(df)}
+    return {"table": table, **describe(df), "composition": composition}

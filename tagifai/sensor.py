@@ -23,9 +23,11 @@ needed, and the run key changes, but they alone do not trigger a retraining).
 **The run key** names the data a run would process: ``continual-`` + the first 12 hex digits of
 sha256(``last_created_on`` + ``|`` + ``content_hash``) of the *new* watermark (all rows of the source now).
 The same data always gives the same key (Kubeflow/Vertex-safe: lowercase, digits, hyphens, 22 characters),
-so it can serve as the idempotency key of the run (``tagifai sense --run`` records
-``$TAGIFAI_HOME/sensor/<run_key>.json``; naming KFP runs and Vertex job_ids by it is still to do); with
-nothing new it is the current watermark's key.
+so it is the idempotency key of the run: ``tagifai sense --run`` records
+``$TAGIFAI_HOME/sensor/<run_key>.json``, ``tagifai sense --submit kubeflow`` names the KFP run by it (and
+submits nothing when a run of that name exists), and ``--submit vertex`` and the Cloud Run function
+(functions/vertex_sensor) use it as the Vertex ``job_id``, which Vertex refuses to reuse. With nothing
+new it is the current watermark's key.
 
 :func:`advance` writes the new watermark, only after the triggered run succeeded; :func:`advance_for`
 re-senses first and refuses (returns False) when the run key no longer matches, so a stale advance cannot

@@ -164,6 +164,21 @@ STEPS: tuple[Step, ...] = (
         components=(Component("evaluate", shows=(Show("evaluation", artifact="metrics"),)),),
     ),
     Step(
+        "drift",
+        extra="drift",
+        shared_lock="ml",
+        description="drift of the new rows against the champion's training data, an offline HTML report (evidently)",
+        components=(
+            Component(
+                "drift",
+                shows=(
+                    Show("drift", artifact="result", field="drifted"),
+                    Show("drift_reasons", artifact="result", field="reasons"),
+                ),
+            ),
+        ),
+    ),
+    Step(
         "sense",
         extra="sense",
         description="the continual loop's sensor: new source rows against the watermark (core dependencies only)",

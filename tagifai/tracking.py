@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +29,8 @@ from typing import Any, Protocol
 CHAMPION = "champion"
 #: Artifact path (``name``) of the logged model inside its run.
 MODEL_NAME_IN_RUN = "model"
+#: Longest dataset digest MLflow stores (its ``datasets.digest`` column): a longer one is cut to it.
+DATASET_DIGEST_CHARS = 36
 
 _state: dict[str, Any] = {}  # the last configure(): tracking_uri, experiment_name, experiment_id
 _METRIC_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
@@ -196,6 +198,20 @@ def _pip_requirements(model: Any = None) -> list[str]:
     return reqs
 
 
+def _log_dataset_input(df: Any, name: str, digest: str | None, context: str) -> None:
+    """Log ``df`` as a pandas dataset input of the active run (source: the code that logged it), its
+    digest cut to what MLflow stores."""
+    import warnings
+
+    import mlflow
+    import mlflow.data
+
+    with warnings.catch_warnings():  # its hint about integer columns is for model signatures, not datasets
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+        dataset = mlflow.data.from_pandas(df, name=name, digest=digest[:DATASET_DIGEST_CHARS] if digest else None)
+        mlflow.log_input(dataset, context=context)
+
+
 def log_training(
     model: Any,
     args: Any = None,
@@ -209,12 +225,16 @@ def log_training(
     tracking_uri: str | None = None,
     experiment_name: str | None = None,
     artifact_root: str | Path | None = None,
+    inputs: Sequence[tuple[Any, str, str | None, str]] | None = None,
 ) -> dict[str, Any]:
     """Log one training run and register the model. Returns ``{run_id, model_uri, version, experiment_id, model_id}``.
 
     - params: the fields of ``args`` (TrainArgs or dict) plus ``threshold_chosen`` (the model's);
     - metrics: the numeric leaves of ``metrics`` (:func:`flatten_metrics`), plus ``metrics.json``;
     - ``artifacts``: extra files, name -> str (text) or JSON-serialisable value;
+    - ``inputs``: datasets the run used, ``(dataframe, name, digest, context)`` each (context e.g.
+      ``"training"``), logged with ``mlflow.log_input`` as pandas datasets; the digest is cut to the
+      :data:`DATASET_DIGEST_CHARS` MLflow stores (None: MLflow computes one);
     - the model, sklearn flavor in cloudpickle format (a process that loads it must be able to import
       ``tagifai``), with a signature inferred from ``input_example`` (default: one title/description
       row), and pinned pip requirements (no slow inference);
@@ -244,6 +264,8 @@ def log_training(
             mlflow.log_dict(json.loads(json.dumps(metrics, default=_json_default)), "metrics.json")
         if args is not None and hasattr(args, "to_dict"):
             mlflow.log_dict(args.to_dict(), "args.json")
+        for frame, name, digest, context in inputs or ():
+            _log_dataset_input(frame, name, digest, context)
         for name, value in (artifacts or {}).items():
             if isinstance(value, str):
                 mlflow.log_text(value, name)

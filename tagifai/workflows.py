@@ -78,6 +78,43 @@ class TrainOutcome:
     model: Any = None
 
 
+def reference_predictions(model: Any, df: pd.DataFrame) -> dict[str, list]:
+    """``{"predicted": [label, ...], "confidence": [float, ...]}`` of ``model`` on ``df``: the labels after
+    the model's threshold and the highest class probability of each row (the champion's reference for
+    the drift step)."""
+    from tagifai.predict import predict, prob_column
+
+    if not len(df):
+        return {"predicted": [], "confidence": []}
+    out = predict(model, df)
+    proba = out[[prob_column(str(c)) for c in model.classes_]].to_numpy(dtype=float)
+    return {"predicted": [str(p) for p in out["predicted_tag"]], "confidence": proba.max(axis=1).round(6).tolist()}
+
+
+def training_data_tags(df: pd.DataFrame, dataset_meta: dict[str, Any] | None, dataset_hash: str | None = None) -> dict:
+    """What a training run records of its data: ``{"table", "content_hash", "created_on_max", "policy",
+    "composition"}``, from the Dataset's metadata where it says (``table``, ``content_hash``,
+    ``composition``) and from ``df`` otherwise. ``created_on_max`` is the newest ``created_on`` of ``df``
+    (ISO; the metadata's when ``df`` has no such column, else ""). Without a composition in the metadata
+    the frame counts as the ``full`` composition of itself."""
+    from tagifai.compose import compose, content_hash
+
+    meta = dict(dataset_meta or {})
+    composition = meta.get("composition")
+    if not isinstance(composition, dict):
+        composition = compose(df)[1]
+    data_hash = dataset_hash or meta.get("content_hash") or composition.get("content_hash") or content_hash(df)
+    newest = pd.to_datetime(df["created_on"]).max() if "created_on" in df.columns and len(df) else None
+    created_on_max = newest.isoformat() if newest is not None and pd.notna(newest) else meta.get("created_on_max", "")
+    return {
+        "table": str(meta.get("table") or "training_data"),
+        "content_hash": str(data_hash),
+        "created_on_max": str(created_on_max or ""),
+        "policy": str(composition.get("policy", "full")),
+        "composition": composition,
+    }
+
+
 def train_and_register(
     df: pd.DataFrame,
     args: dict[str, Any] | None,
@@ -87,15 +124,28 @@ def train_and_register(
     experiment_name: str,
     artifact_root: str | None = None,
     dataset_hash: str | None = None,
+    dataset_meta: dict[str, Any] | None = None,
 ) -> TrainOutcome:
     """Train with ``args`` (the best of the study, or the defaults), score the test split, log the run
-    to MLflow and register the model as a new version of ``model_name``."""
+    to MLflow and register the model as a new version of ``model_name``.
+
+    ``dataset_meta`` is the metadata of the Dataset artifact ``df`` was read from (``table``,
+    ``content_hash``, ``composition``; :func:`training_data_tags`). The run records its data:
+
+    - the dataset input (context ``training``): ``df`` named after the table, digest the content hash;
+    - tags ``dataset_hash`` and ``data_content_hash`` (the content hash: ``dataset_hash`` when given,
+      else the metadata's, else computed), ``data_created_on_max`` (ISO, the newest row of ``df``: the
+      drift step's training watermark), ``data_policy`` (``full`` or ``window``);
+    - artifacts ``data_composition.json`` (the composition), ``evaluation.json`` (the test scores) and
+      ``reference_predictions.json`` (:func:`reference_predictions` on the held-out test split).
+    """
     from tagifai.evaluate import evaluate_model
     from tagifai.tracking import log_training
     from tagifai.train import TrainArgs, train
 
     train_args = TrainArgs.from_dict(args) if args else TrainArgs()
     train_args = train_args.replace(seed=seed)
+    data = training_data_tags(df, dataset_meta, dataset_hash)
     result = train(df, train_args)
     test = evaluate_model(result.model, result.splits.test)
     info = log_training(
@@ -111,8 +161,19 @@ def train_and_register(
         tracking_uri=tracking_uri,
         experiment_name=experiment_name,
         artifact_root=artifact_root,
-        tags={"dataset_hash": dataset_hash or "", "pipeline_step": "train"},
-        artifacts={"evaluation.json": test},
+        tags={
+            "dataset_hash": data["content_hash"],
+            "data_content_hash": data["content_hash"],
+            "data_created_on_max": data["created_on_max"],
+            "data_policy": data["policy"],
+            "pipeline_step": "train",
+        },
+        artifacts={
+            "evaluation.json": test,
+            "data_composition.json": data["composition"],
+            "reference_predictions.json": reference_predictions(result.model, result.splits.test),
+        },
+        inputs=[(df, data["table"], data["content_hash"], "training")],
     )
     return TrainOutcome(
         model_uri=info["model_uri"],
@@ -131,7 +192,8 @@ def train_and_register(
 
 #: Outcome of the evaluate step -> the number its Metrics log as ``outcome`` (how far the challenger got).
 OUTCOME_CODES = {"rejected": 0, "pending-approval": 1, "promoted": 2}
-#: How much lower than the champion's the challenger's f1 may be (same rows) before it is rejected.
+#: How much the challenger's f1 must exceed the champion's (same rows) to be promoted or proposed
+#: (TAGIFAI_PROMOTION_MARGIN; 0: at least as good).
 DEFAULT_MARGIN = 0.0
 
 
@@ -163,9 +225,9 @@ def decide(
     margin: float = DEFAULT_MARGIN,
     champion_version: int | None = None,
 ) -> tuple[str, str]:
-    """``(outcome, reason)`` for a challenger: ``rejected`` when a behavioral test failed or its f1 is
-    more than ``margin`` below the champion's on the same rows; else ``promoted`` (``auto``) or
-    ``pending-approval`` (``manual``). No champion yet: nothing to be worse than."""
+    """``(outcome, reason)`` for a challenger: ``rejected`` when a behavioral test failed or its f1 does not
+    reach the champion's plus ``margin`` on the same rows; else ``promoted`` (``auto``) or
+    ``pending-approval`` (``manual``). No champion yet: nothing to beat."""
     if approval not in ("auto", "manual"):
         raise ValueError(f"approval: expected auto or manual, got {approval!r}")
     failed = [r["name"] for r in behavioral if not r["passed"]]
@@ -173,10 +235,13 @@ def decide(
         return "rejected", f"{len(failed)} behavioral test(s) failed: {', '.join(failed)}"
     if champion_f1 is None:
         versus = "no champion yet"
-    elif f1 < champion_f1 - margin:
+    elif margin < 0:
+        raise ValueError(f"margin must be >= 0, not {margin}")
+    elif f1 < champion_f1 + margin:
+        better = "better than" if margin else "as good as"
         return "rejected", (
-            f"f1 {f1:.4f} is more than {margin:g} below the champion's (v{champion_version}) {champion_f1:.4f} "
-            "on the same rows"
+            f"f1 {f1:.4f} is not {f'{margin:g} ' if margin else ''}{better} the champion's (v{champion_version}) "
+            f"{champion_f1:.4f} on the same rows"
         )
     else:
         versus = f"f1 {f1:.4f} vs champion v{champion_version} {champion_f1:.4f} on the same rows (margin {margin:g})"
@@ -201,7 +266,7 @@ def evaluate_and_promote(
     - ``promoted``: the ``champion`` alias moves to it (``approval="auto"``);
     - ``pending-approval``: it keeps ``challenger`` until ``tagifai models approve`` (``approval="manual"``,
       or ``promote=False``);
-    - ``rejected``: a behavioral test failed, or its f1 is more than ``margin`` below the champion's.
+    - ``rejected``: a behavioral test failed, or its f1 is below the champion's plus ``margin``.
 
     Never raises for a bad challenger: the outcome, its reason and the scores go to the version's tags
     (``tagifai.decision``, ``tagifai.decision_reason``, ``tagifai.eval_f1``) and to the report. Every alias

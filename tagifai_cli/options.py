@@ -91,9 +91,18 @@ def pipeline_arguments(
             seed=seed,
             experiment_name=settings.experiment_name,
             model_name=settings.model_name,
+            promotion_margin=settings.promotion_margin,
+            training_data=settings.training_data,
+            window_days=settings.window_days,
+            replay_share=settings.replay_share,
+            replay_min_per_class=settings.replay_min_per_class,
         )
     if pipeline == "sensor":
-        arguments.update(min_new_rows=settings.sensor_min_new_rows, max_age_days=settings.sensor_max_age_days)
+        arguments.update(
+            min_new_rows=settings.sensor_min_new_rows,
+            max_age_days=settings.sensor_max_age_days,
+            retrain_on=settings.retrain_on,
+        )
     return arguments
 
 

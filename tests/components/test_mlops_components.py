@@ -240,3 +240,122 @@ def test_evaluate_with_manual_approval_leaves_the_challenger_pending(chain, tmp_
     assert registry.alias_version("challenger") == info["version"]
     assert registry.decision(info["version"]) == "pending-approval"
     assert f"tagifai models approve {info['version']}" in Path(report.path).read_text()
+
+
+def test_train_records_the_dataset_on_its_mlflow_run(chain):
+    """The chain's Dataset carries only ``content_hash`` ("abc"): the run's input, tags and artifacts say so."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = chain["store"]["mlflow_tracking_uri"]
+    run = MlflowClient(uri).get_run(chain["outs"]["model"].metadata["run_id"])
+    (data_input,) = run.inputs.dataset_inputs
+    assert data_input.dataset.digest == "abc" and data_input.dataset.name == "training_data"
+    assert {t.key: t.value for t in data_input.tags}["mlflow.data.context"] == "training"
+    frame = pd.read_parquet(chain["dataset"].path)
+    assert run.data.tags["data_content_hash"] == run.data.tags["dataset_hash"] == "abc"
+    assert run.data.tags["data_created_on_max"] == frame["created_on"].max().isoformat()
+    assert run.data.tags["data_policy"] == "full"
+    reference = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/reference_predictions.json")
+    assert (
+        len(reference["predicted"]) == len(reference["confidence"]) == chain["outs"]["metrics"].metadata["num_samples"]
+    )
+
+
+@pytest.fixture
+def curated(tmp_path, _labeled_projects):
+    """A DuckDB warehouse with main.labeled_projects (the 764 labeled projects)."""
+    import duckdb
+
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.register("frame", _labeled_projects)
+        con.execute("CREATE TABLE main.labeled_projects AS SELECT * FROM frame")
+    return f"duckdb:///{path}"
+
+
+def test_extract_composes_the_window_and_train_logs_it(curated, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from components.extract import extract
+
+    dataset = _artifact(Dataset, tmp_path, "dataset")
+    extract.python_func(
+        warehouse=curated,
+        table="labeled_projects",
+        dataset=dataset,
+        training_data="window",
+        window_days=60.0,
+        replay_share=0.3,
+        replay_min_per_class=10,
+        seed=3,
+    )
+    composition = dataset.metadata["composition"]
+    written = pd.read_parquet(dataset.path)
+    assert composition["policy"] == "window" and composition["window_days"] == 60.0 and composition["seed"] == 3
+    assert dataset.metadata["rows"] == composition["rows"] == len(written) == 117 + composition["replay_rows"]
+    assert dataset.metadata["content_hash"] == composition["content_hash"]
+    assert composition["replay_rows"] >= round(0.3 * 117) and composition["older_rows"] == 764 - 117
+    json.dumps(dataset.metadata)
+
+    # Unset parameters (empty, zero, negative) are the settings' values.
+    monkeypatch.setenv("TAGIFAI_TRAINING_DATA", "window")
+    monkeypatch.setenv("TAGIFAI_REPLAY_SHARE", "0.5")
+    from_settings = _artifact(Dataset, tmp_path, "from_settings")
+    extract.python_func(warehouse=curated, table="labeled_projects", dataset=from_settings)
+    c = from_settings.metadata["composition"]
+    assert (c["policy"], c["window_days"], c["replay_share"], c["replay_min_per_class"]) == ("window", 90.0, 0.5, 10)
+    monkeypatch.delenv("TAGIFAI_TRAINING_DATA")
+    full = _artifact(Dataset, tmp_path, "full")
+    extract.python_func(warehouse=curated, table="labeled_projects", dataset=full)
+    assert full.metadata["composition"]["policy"] == "full" and full.metadata["rows"] == 764
+    with pytest.raises(ValueError, match="training_data"):
+        extract.python_func(
+            warehouse=curated, table="labeled_projects", dataset=_artifact(Dataset, tmp_path, "x"), training_data="all"
+        )
+
+    # The train step logs what extract composed.
+    best_args = _artifact(Artifact, tmp_path, "best_args")
+    Path(best_args.path).write_text(
+        json.dumps({"embedding": "none", "analyzer": "word", "ngram_max": 1, "threshold_strategy": "val_grid"})
+    )
+    outs = {
+        n: _artifact(c, tmp_path, n)
+        for n, c in (
+            ("model", Model),
+            ("metrics", Metrics),
+            ("cm", ClassificationMetrics),
+            ("slices", Metrics),
+            ("test_data", Dataset),
+        )
+    }
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    train.python_func(
+        dataset=dataset,
+        best_args=best_args,
+        seed=7,
+        mlflow_tracking_uri=uri,
+        experiment_name="window",
+        model_name="window",
+        state_dir=str(tmp_path),
+        model=outs["model"],
+        metrics=outs["metrics"],
+        confusion_matrix=outs["cm"],
+        slice_metrics=outs["slices"],
+        test_data=outs["test_data"],
+    )
+    client = MlflowClient(uri)
+    run = client.get_run(outs["model"].metadata["run_id"])
+    (data_input,) = run.inputs.dataset_inputs
+    assert data_input.dataset.name == "labeled_projects"
+    assert data_input.dataset.digest == dataset.metadata["content_hash"][:36]
+    assert run.data.tags["data_policy"] == "window"
+    assert run.data.tags["data_content_hash"] == dataset.metadata["content_hash"]
+    assert (
+        run.data.tags["data_created_on_max"]
+        == dataset.metadata["created_on_max"]
+        == written["created_on"].max().isoformat()
+    )
+    assert {"data_composition.json", "reference_predictions.json"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)
+    }

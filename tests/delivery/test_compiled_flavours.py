@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from loopback import COMPILED, ROOT
 
 PIPELINES = ["continual", "dataops", "mlops", "sensor"]
-NETWORK_STEPS = {"sync": 3, "validate-table": 2, "transform": 2, "extract": 2}
+NETWORK_STEPS = {"sync": 3, "validate-table": 2, "transform": 2, "extract": 2, "drift": 2}
 
 
 def _docs(target, name):
@@ -63,7 +63,7 @@ def test_kubeflow_flavour_is_pipeline_plus_kubernetes_platform(name):
         assert config.active_deadline_seconds == (7200 if step == "optimize" else 3600)
         # secrets reach only the steps that need them, and are optional
         assert not config.secret_as_env  # no step takes a secret as environment variables
-        bigquery = step in ("sync", "validate-table", "transform", "extract")
+        bigquery = step in ("sync", "validate-table", "transform", "extract", "drift")
         assert [(s.secret_name, s.mount_path, s.optional) for s in config.secret_as_volume] == (
             [("tagifai-bigquery", "/var/secrets/bigquery", True)] if bigquery else []
         )

@@ -7,6 +7,7 @@ the run's parameters, the recurring run's cron, no_catchup, max_concurrency and 
 import yaml
 from loopback import COMPILED
 
+from tagifai import steps as step_table
 from tagifai_cli.main import main
 
 PKG = str(COMPILED / "kubeflow" / "dataops.yaml")
@@ -408,7 +409,7 @@ def test_schedule_and_backfill_compile_with_the_settings_registry_and_tag(kfp_se
 
 
 def test_by_digest_compiles_with_the_pushed_digests(kfp_server, monkeypatch):
-    _pushed(monkeypatch, {"sync", "validate", "transform", "extract", "optimize", "train", "evaluate", "sense"})
+    _pushed(monkeypatch, set(step_table.NAMES))
     assert (
         _run(
             "submit",
@@ -435,7 +436,7 @@ def test_by_digest_without_pushed_digests_is_one_line_naming_the_missing_steps(k
         [line] = capsys.readouterr().err.splitlines()
         assert line == (
             f"tagifai {command[0]}: error: DeliveryError: --by-digest: no pushed digest for "
-            "sync, validate, transform, extract, optimize, sense; "
+            "sync, validate, transform, extract, optimize, drift, sense; "
             "run `tagifai images build` and `tagifai images push` first"
         )
     assert kfp_server.requests == []  # refused before connecting

@@ -6,6 +6,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from loopback import COMPILED
 
+from tagifai import steps as step_table
 from tagifai_cli.main import main
 from tagifai_cli.packaging import DeliveryError
 
@@ -290,7 +291,7 @@ def test_vertex_schedule_creates_a_schedule_one_run_at_a_time(vertex_server, off
 
 
 def test_vertex_run_and_schedule_compile_with_the_pushed_digests(vertex_server, offline_vertex, monkeypatch):
-    _pushed(monkeypatch, {"sync", "validate", "transform", "extract", "optimize", "train", "evaluate", "sense"})
+    _pushed(monkeypatch, set(step_table.NAMES))
     registry = "europe-west4-docker.pkg.dev/proj/tagifai"
     common = [
         "mlops",
@@ -334,7 +335,7 @@ def test_vertex_by_digest_without_pushed_digests_is_one_line_naming_the_missing_
         [line] = capsys.readouterr().err.splitlines()
         assert line == (
             "tagifai vertex: error: DeliveryError: --by-digest: no pushed digest for optimize, train, "
-            "evaluate, sense; run `tagifai images build` and `tagifai images push` first"
+            "evaluate, drift, sense; run `tagifai images build` and `tagifai images push` first"
         )
     assert vertex_server.requests == [] and offline_vertex == []  # refused before building the job
 

@@ -110,7 +110,7 @@ def test_the_embedding_tokenizer_is_in_the_steps_that_fit_or_score_the_model_onl
     embedding = {canonicalize_name(r.name) for r in _extras()["embedding"]} - {"tagifai-pipelines"}
     assert "tokenizers" in embedding
     with_embedding = {s.name for s in steps.STEPS if "embedding" in str(_extras()[s.extra])}
-    assert with_embedding == {"optimize", "train", "evaluate"}
+    assert with_embedding == {"optimize", "train", "evaluate", "drift"}
     for step in steps.NAMES:
         pins = _pins(LOCKS / f"{step}.txt")
         assert (embedding <= set(pins)) == (step in with_embedding), step

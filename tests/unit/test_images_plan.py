@@ -55,7 +55,7 @@ def test_every_step_has_its_lock_and_its_shared_lock(step):
 
 
 def test_the_shared_locks_are_the_table_s():
-    assert steps.SHARED_LOCKS == {"ml": ("optimize", "train", "evaluate")}
+    assert steps.SHARED_LOCKS == {"ml": ("optimize", "train", "evaluate", "drift")}
     for lock, names in steps.SHARED_LOCKS.items():
         assert set(names) == {s.name for s in steps.STEPS if s.shared_lock == lock}
 
@@ -98,7 +98,7 @@ def test_only_the_base_and_step_dockerfiles_are_left():
 def test_lock_plan_lists_every_step_with_its_extra_then_the_shared_locks():
     lines = [line.split() for line in images.lock_plan().splitlines()]
     assert lines[: len(steps.STEPS)] == [["step", s.name, s.extra, "kfp"] for s in steps.STEPS]
-    assert lines[len(steps.STEPS) :] == [["shared", "ml", "optimize", "train", "evaluate"]]
+    assert lines[len(steps.STEPS) :] == [["shared", "ml", "optimize", "train", "evaluate", "drift"]]
 
 
 def test_common_pins_keeps_what_every_lock_pins_the_same_way():

@@ -44,8 +44,14 @@ def test_decide_rules():
     assert decide(0.8, passed, None, approval="manual")[0] == PENDING
     assert decide(0.8, passed, 0.8, champion_version=1)[0] == PROMOTED  # a tie is not worse
     outcome, reason = decide(0.79, passed, 0.8, champion_version=1)
-    assert outcome == REJECTED and "below the champion" in reason and "v1" in reason
-    assert decide(0.79, passed, 0.8, margin=0.02, champion_version=1)[0] == PROMOTED
+    assert outcome == REJECTED and "not as good as the champion" in reason and "v1" in reason
+    # the margin is what a challenger must gain: 0.81 beats 0.80 by less than 0.02
+    outcome, reason = decide(0.81, passed, 0.8, margin=0.02, champion_version=1)
+    assert outcome == REJECTED and "not 0.02 better than" in reason
+    assert decide(0.83, passed, 0.8, margin=0.02, champion_version=1)[0] == PROMOTED
+    assert decide(0.83, passed, 0.8, approval="manual", margin=0.02, champion_version=1)[0] == PENDING
+    with pytest.raises(ValueError, match="margin"):
+        decide(0.8, passed, 0.7, margin=-0.1, champion_version=1)
     outcome, reason = decide(0.99, failed, 0.8, champion_version=1)
     assert outcome == REJECTED and "1 behavioral test(s) failed: b" in reason
     with pytest.raises(ValueError, match="approval"):

@@ -77,7 +77,7 @@ def test_lookups_name_the_known_steps():
     with pytest.raises(ValueError, match="unknown step.*no-such-step"):
         steps.check_names(["train", "no-such-step"])
     assert steps.step_of_component("validate-dataset").name == "validate"
-    assert steps.SHARED_LOCKS == {"ml": ("optimize", "train", "evaluate")}
+    assert steps.SHARED_LOCKS == {"ml": ("optimize", "train", "evaluate", "drift")}
 
 
 def test_settings_doc_is_generated_from_the_settings_class():

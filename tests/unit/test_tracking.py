@@ -80,6 +80,35 @@ def test_log_training_registers_versions_with_params_and_metrics(store, logged, 
     assert {"metrics.json", "args.json", "report.md", "extra.json"} <= artifacts
 
 
+def test_log_training_logs_the_dataset_inputs(store, logged, labeled_df):
+    """Each ``(frame, name, digest, context)`` of ``inputs`` is a dataset input of the run; a digest longer
+    than MLflow stores (36 characters) is cut, None lets MLflow compute one."""
+    from mlflow.tracking import MlflowClient
+
+    from tagifai.train import TrainArgs, train
+
+    small = train(labeled_df.head(300), TrainArgs(embedding="none", analyzer="word", ngram_max=1, test_size=0.2))
+    digest = "f" * 64
+    info = tracking.log_training(
+        small.model,
+        small.args,
+        inputs=[(labeled_df, "labeled_projects", digest, "training"), (small.splits.test, "test_split", None, "test")],
+    )
+    assert info["version"] is None  # not registered: the versions of the other tests stay as they are
+    inputs = MlflowClient(store["uri"]).get_run(info["run_id"]).inputs.dataset_inputs
+    by_name = {i.dataset.name: i for i in inputs}
+    assert set(by_name) == {"labeled_projects", "test_split"}
+    training = by_name["labeled_projects"]
+    assert training.dataset.digest == digest[: tracking.DATASET_DIGEST_CHARS] == "f" * 36
+    assert {t.key: t.value for t in training.tags}["mlflow.data.context"] == "training"
+    schema = json.loads(training.dataset.schema)["mlflow_colspec"]
+    assert {c["name"] for c in schema} == set(labeled_df.columns)
+    assert json.loads(training.dataset.profile)["num_rows"] == len(labeled_df)
+    test = by_name["test_split"]
+    assert test.dataset.digest and test.dataset.digest != training.dataset.digest
+    assert {t.key: t.value for t in test.tags}["mlflow.data.context"] == "test"
+
+
 def test_load_model_predicts_as_before(store, logged, trained_default):
     test = trained_default.splits.test
     loaded = tracking.load_model(logged["first"]["model_uri"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,59 @@ def test_train_without_test_split_and_bad_input(labeled_df):
         train(labeled_df.drop(columns=["tag"]))
     prepared = prepare(labeled_df)[["id", "text", "label"]]
     assert train(prepared, TrainArgs(analyzer="word", threshold_strategy="none")).metrics["test"]["f1"] > 0.8
+
+
+def test_train_and_register_records_its_training_data(labeled_df, tmp_path, isolated_mlflow):
+    """The MLflow run of a (TF-IDF, small) training on a composed dataset: the dataset input with the
+    content hash as digest, the data tags, the composition and the reference predictions."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from tagifai.compose import CompositionPolicy, compose, content_hash
+    from tagifai.extract import describe
+    from tagifai.predict import predict
+    from tagifai.tracking import DATASET_DIGEST_CHARS
+    from tagifai.workflows import train_and_register
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    policy = CompositionPolicy("window", window_days=90, replay_share=0.3, replay_min_per_class=10)
+    df, composition = compose(labeled_df, policy, seed=1, table="labeled_projects")
+    meta = {"table": "labeled_projects", **describe(df), "composition": composition}
+    args = {"embedding": "none", "analyzer": "word", "ngram_max": 1, "threshold_strategy": "val_grid"}
+    out = train_and_register(
+        df, args, 3, "compose-test", uri, "compose-test", str(tmp_path / "artifacts"), dataset_meta=meta
+    )
+    client = MlflowClient(uri)
+    run = client.get_run(out.run_id)
+    (data_input,) = run.inputs.dataset_inputs
+    assert data_input.dataset.name == "labeled_projects"
+    assert data_input.dataset.digest == meta["content_hash"][:DATASET_DIGEST_CHARS]
+    assert {t.key: t.value for t in data_input.tags}["mlflow.data.context"] == "training"
+    assert json.loads(data_input.dataset.profile)["num_rows"] == len(df) == composition["rows"] < len(labeled_df)
+    tags = run.data.tags
+    assert tags["data_content_hash"] == tags["dataset_hash"] == meta["content_hash"] == content_hash(df)
+    assert tags["data_created_on_max"] == meta["created_on_max"] == labeled_df["created_on"].max().isoformat()
+    assert tags["data_policy"] == "window"
+    artifacts = {a.path for a in client.list_artifacts(out.run_id)}
+    assert {"data_composition.json", "reference_predictions.json", "evaluation.json"} <= artifacts
+    logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/data_composition.json")
+    assert logged == json.loads(json.dumps(composition))
+    reference = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/reference_predictions.json")
+    expected = predict(out.model, out.test_data)
+    assert reference["predicted"] == expected["predicted_tag"].tolist() == out.model.predict(out.test_data).tolist()
+    probs = out.model.predict_proba(out.test_data).max(axis=1)
+    np.testing.assert_allclose(reference["confidence"], probs, atol=1e-6)
+    assert len(reference["confidence"]) == len(out.test_data) > 0
+    assert all(0 < c <= 1 for c in reference["confidence"])
+    # Without the Dataset's metadata: the frame as given is its own full composition; dataset_hash wins.
+    plain = labeled_df.head(300)
+    again = train_and_register(plain, args, 3, "compose-test", uri, "compose-test", dataset_hash="abc")
+    run = client.get_run(again.run_id)
+    assert run.data.tags["data_content_hash"] == run.data.tags["dataset_hash"] == "abc"
+    assert run.data.tags["data_policy"] == "full"
+    assert run.data.tags["data_created_on_max"] == plain["created_on"].max().isoformat()
+    (data_input,) = run.inputs.dataset_inputs
+    assert data_input.dataset.name == "training_data" and data_input.dataset.digest == "abc"
+    logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/data_composition.json")
+    assert logged["policy"] == "full" and logged["rows"] == 300 and logged["content_hash"] == content_hash(plain)
+    assert again.version == out.version + 1
