@@ -7,14 +7,15 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha25
 TAGIFAI := $(VENV)/bin/tagifai
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format test-fast test-delivery test-docker images push compile kind-up kind-down deploy clean bench benchmark-model
+.PHONY: help install run test lint format test-fast test-delivery test-docker images push compile kind-up kind-down deploy clean bench benchmark-model benchmark-sense
 
 help:
 	@echo "make run      run the continual pipeline locally (kfp.local, embedded DuckDB/MLflow/Optuna)"
 	@echo "make test     unit, component, compile and end-to-end tests"
 	@echo "make lint     ruff check and ruff format --check (configured in pyproject.toml); make format fixes"
 	@echo "make benchmark-model   the model table of issue 4 (benchmarks/results/model.md); BENCH_ARGS=--strict gates on the goal"
-	@echo "make bench    every benchmark (now: the model benchmark)"
+	@echo "make benchmark-sense   a no-op tagifai sense, timed (benchmarks/results/sense.md; goal: 5 s); SENSE_BENCH_ARGS=--strict gates on it"
+	@echo "make bench    every benchmark (the model and the sense benchmarks)"
 	@echo "make compile  compile the pipelines to pipelines/compiled/{kubeflow,vertex}/*.yaml"
 	@echo "make images   build every step's image (BASE_IMAGE=... for a base without a registry; images/README.md)"
 	@echo "make kind-up / deploy / kind-down   a local Kubeflow Pipelines on kind (docs/deploy.md)"
@@ -76,7 +77,14 @@ BENCH_ARGS ?=
 benchmark-model: install
 	$(PY) benchmarks/model.py $(BENCH_ARGS)
 
-bench: benchmark-model
+# A no-op `tagifai sense` (nothing new since the watermark): 5 runs in a new process, beside the interpreter's
+# start-up, the sensor's imports and a warm in-process sense; writes benchmarks/results/sense.{md,json}.
+# SENSE_BENCH_ARGS="--strict" exits 1 when the slowest run is over 5 s; "--runs 20" for more runs.
+SENSE_BENCH_ARGS ?=
+benchmark-sense: install
+	$(PY) benchmarks/sense.py $(SENSE_BENCH_ARGS)
+
+bench: benchmark-model benchmark-sense
 
 clean:
 	rm -rf .tagifai local_outputs .pytest_cache

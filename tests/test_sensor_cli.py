@@ -63,3 +63,23 @@ def test_durations(text, seconds):
 def test_bad_duration():
     with pytest.raises(ValueError, match="expected a positive duration"):
         parse_duration("soon")
+
+
+def test_run_and_submit_are_one_or_the_other(tmp_path, source, capsys):
+    argv = ["sense", "--home", str(tmp_path), "--projects", source, "--run", "--submit", "kubeflow"]
+    assert main(argv) == 1
+    assert (
+        "--run runs continual here, --submit sends the sensor pipeline to a cluster: give one"
+        in capsys.readouterr().err
+    )
+
+
+def test_submit_without_enough_new_data_contacts_nothing(tmp_path, source, capsys, monkeypatch):
+    """Nothing new: the decision is printed and no cluster is asked (the host here answers nothing)."""
+    monkeypatch.delenv("TAGIFAI_WAREHOUSE", raising=False)
+    home = tmp_path / "home"
+    wh = f"duckdb:///{home / 'warehouse.duckdb'}"
+    advance(wh, sense(source, wh, 50, 30))
+    for target in (["kubeflow", "--host", "http://127.0.0.1:9"], ["vertex", "--api-endpoint", "http://127.0.0.1:9"]):
+        assert main(["sense", "--home", str(home), "--projects", source, "--submit", *target]) == 0
+        assert json.loads(capsys.readouterr().out)["retrain"] is False

@@ -2,8 +2,11 @@
 
 - :class:`FakeKFP`: the Kubeflow Pipelines v2beta1 API (healthz, pipelines and versions, uploads,
   experiments, runs, recurring runs), enough for ``kfp.Client``.
+- :class:`FakeGCS`: Cloud Storage object downloads (JSON API media), enough for ``google-cloud-storage``
+  reached through ``STORAGE_EMULATOR_HOST``.
 - :class:`FakeVertex`: the Vertex AI v1 REST API for pipeline jobs and schedules, enough for
-  ``google.cloud.aiplatform`` with ``api_transport="rest"``.
+  ``google.cloud.aiplatform`` with ``api_transport="rest"``. A pipeline job id is unique in its location,
+  as on Vertex AI: creating one that exists answers 409 ALREADY_EXISTS.
 
 Nothing here decides what the clients send: the tests assert on the recorded requests.
 """
@@ -18,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPILED = ROOT / "pipelines" / "compiled"
@@ -71,9 +74,10 @@ class _Server:
                 with outer._lock:
                     outer.requests.append(req)
                     status, payload = outer.route(req)
-                data = json.dumps(payload).encode()
+                raw = isinstance(payload, bytes)  # a media download; everything else is JSON
+                data = payload if raw else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/octet-stream" if raw else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -95,7 +99,7 @@ class _Server:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def route(self, req: Request) -> tuple[int, dict]:
+    def route(self, req: Request) -> tuple[int, dict | bytes]:
         raise NotImplementedError
 
     def find(self, method: str, path_suffix: str) -> list[Request]:
@@ -111,7 +115,8 @@ def _predicate(query: dict) -> tuple[str, str] | None:
 
 @dataclass
 class FakeKFP(_Server):
-    """KFP v2beta1. ``run_states``: the states GET /runs/{id} answers in turn (the last one repeats)."""
+    """KFP v2beta1. ``run_states``: the states GET /runs/{id} answers in turn (the last one repeats).
+    GET /runs lists the runs (of ``experiment_id``, filtered on one field such as ``display_name``)."""
 
     run_states: tuple = ("RUNNING", "SUCCEEDED")
     pipelines: dict = field(default_factory=dict)
@@ -178,6 +183,15 @@ class FakeKFP(_Server):
             self.runs[rid] = {**req.json, "run_id": rid, "state": "PENDING"}
             self._states[rid] = itertools.chain(self.run_states, itertools.repeat(self.run_states[-1]))
             return 200, self.runs[rid]
+        if p == "/runs" and req.method == "GET":
+            found = [
+                r
+                for r in self.runs.values()
+                if "experiment_id" not in req.query or r.get("experiment_id") == req.query["experiment_id"]
+            ]
+            if pred := _predicate(req.query):
+                found = [x for x in found if x.get(pred[0]) == pred[1]]
+            return 200, {"runs": found, "total_size": len(found)}
         if len(parts) == 2 and parts[0] == "runs" and req.method == "GET":
             run = self.runs.get(parts[1])
             if run is None:
@@ -207,7 +221,10 @@ class FakeKFP(_Server):
 
 @dataclass
 class FakeVertex(_Server):
-    """Vertex AI v1 REST: pipelineJobs create/get, schedules create/get."""
+    """Vertex AI v1 REST: pipelineJobs create/get, schedules create/get.
+
+    ``jobs`` is keyed by the job's resource name, so a ``pipelineJobId`` is remembered: creating a job whose
+    name exists answers 409 ALREADY_EXISTS (what Vertex AI answers) and changes nothing."""
 
     job_states: tuple = ("PIPELINE_STATE_RUNNING", "PIPELINE_STATE_SUCCEEDED")
     jobs: dict = field(default_factory=dict)
@@ -228,6 +245,14 @@ class FakeVertex(_Server):
             if kind == "pipelineJobs" and req.method == "POST" and len(parts) == 5:
                 job_id = req.query.get("pipelineJobId") or f"job-{next(self._ids)}"
                 name = f"{parent}/pipelineJobs/{job_id}"
+                if name in self.jobs:
+                    return 409, {
+                        "error": {
+                            "code": 409,
+                            "message": f"PipelineJob {name} already exists.",
+                            "status": "ALREADY_EXISTS",
+                        }
+                    }
                 self.jobs[name] = {
                     **req.json,
                     "name": name,
@@ -259,3 +284,33 @@ class FakeVertex(_Server):
                     return 200, self.schedules[name]
                 return 404, {"error": {"code": 404, "message": "not found"}}
         return 404, {"error": {"code": 404, "message": f"no route for {req.method} {req.path}", "status": "NOT_FOUND"}}
+
+
+@dataclass
+class FakeGCS(_Server):
+    """Cloud Storage: the media download ``Blob.download_to_filename`` sends (GET
+    /download/storage/v1/b/{bucket}/o/{object}?alt=media) and object metadata (GET /storage/v1/b/.../o/...).
+    ``objects`` maps ``gs://bucket/name`` to the object's bytes."""
+
+    objects: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        _Server.__init__(self)
+
+    def route(self, req: Request) -> tuple[int, dict | bytes]:
+        path = req.path.removeprefix("/download")
+        if req.method == "GET" and path.startswith("/storage/v1/b/") and "/o/" in path:
+            bucket, _, name = path.removeprefix("/storage/v1/b/").partition("/o/")
+            uri = f"gs://{unquote(bucket)}/{unquote(name)}"
+            if uri not in self.objects:
+                return 404, {"error": {"code": 404, "message": f"No such object: {uri[5:]}"}}
+            data = self.objects[uri]
+            if req.query.get("alt") == "media":
+                return 200, data
+            return 200, {
+                "kind": "storage#object",
+                "bucket": unquote(bucket),
+                "name": unquote(name),
+                "size": str(len(data)),
+            }
+        return 404, {"error": {"code": 404, "message": f"no route for {req.method} {req.path}"}}
