@@ -4,6 +4,7 @@ from kfp import dsl
 
 from components.drift import drift
 from pipelines import dataops as dataops_pipeline
+from pipelines import forward
 from pipelines import mlops as mlops_pipeline
 from pipelines.platform import TaskPlan
 
@@ -38,13 +39,7 @@ def build(plan: TaskPlan):
         replay_share: float = -1.0,
         replay_min_per_class: int = -1,
     ):
-        data = dataops(
-            projects_source=projects_source,
-            tags_source=tags_source,
-            warehouse=warehouse,
-            state_dir=state_dir,
-            dbt_target=dbt_target,
-        )
+        data = dataops(**forward(dataops, locals()))
         # A report here (a person or a schedule asked for this run, so it retrains whatever it says);
         # the sensor pipeline branches on it. Before mlops: it compares with the champion before this run
         # may replace it.
@@ -59,23 +54,6 @@ def build(plan: TaskPlan):
         plan.configure(checked)
         # mlops starts from the warehouse: no artifact crosses the boundary (kfp.local cannot pass one
         # into a nested pipeline), only the order.
-        mlops(
-            warehouse=warehouse,
-            state_dir=state_dir,
-            mlflow_tracking_uri=mlflow_tracking_uri,
-            optuna_storage=optuna_storage,
-            num_trials=num_trials,
-            model_families=model_families,
-            seed=seed,
-            study_name=study_name,
-            experiment_name=experiment_name,
-            model_name=model_name,
-            approval=approval,
-            promotion_margin=promotion_margin,
-            training_data=training_data,
-            window_days=window_days,
-            replay_share=replay_share,
-            replay_min_per_class=replay_min_per_class,
-        ).after(checked)
+        mlops(**forward(mlops, locals())).after(checked)
 
     return continual

@@ -14,6 +14,7 @@ from kfp import dsl
 from components.drift import drift
 from components.sense import advance_watermark, sense
 from pipelines import dataops as dataops_pipeline
+from pipelines import forward
 from pipelines import mlops as mlops_pipeline
 from pipelines.platform import TaskPlan
 
@@ -62,13 +63,7 @@ def build(plan: TaskPlan):
         plan.configure(decided)
         # Conditions on plain outputs: kfp.local 2.17 cannot resolve a NamedTuple field in a condition.
         with dsl.If(decided.outputs["Output"] == True, name="new-data"):  # noqa: E712 - a KFP condition
-            data = dataops(
-                projects_source=projects_source,
-                tags_source=tags_source,
-                warehouse=warehouse,
-                state_dir=state_dir,
-                dbt_target=dbt_target,
-            )
+            data = dataops(**forward(dataops, locals()))
             checked = drift(
                 warehouse=warehouse,
                 mlflow_tracking_uri=mlflow_tracking_uri,
@@ -79,24 +74,7 @@ def build(plan: TaskPlan):
             checked.set_display_name("drift")
             plan.configure(checked)
             with dsl.If(checked.outputs["Output"] == True, name="retrain"):  # noqa: E712
-                trained = mlops(
-                    warehouse=warehouse,
-                    state_dir=state_dir,
-                    mlflow_tracking_uri=mlflow_tracking_uri,
-                    optuna_storage=optuna_storage,
-                    num_trials=num_trials,
-                    model_families=model_families,
-                    seed=seed,
-                    study_name=study_name,
-                    experiment_name=experiment_name,
-                    model_name=model_name,
-                    approval=approval,
-                    promotion_margin=promotion_margin,
-                    training_data=training_data,
-                    window_days=window_days,
-                    replay_share=replay_share,
-                    replay_min_per_class=replay_min_per_class,
-                )
+                trained = mlops(**forward(mlops, locals()))
                 advanced = advance_watermark(
                     projects_source=projects_source, warehouse=warehouse, decision=decided.outputs["decision"]
                 ).after(trained)

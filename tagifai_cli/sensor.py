@@ -49,17 +49,21 @@ def sense_once(args: argparse.Namespace, out=None) -> int:
     from tagifai.sensor import sense
 
     settings = settings_from(args)
-    arguments = pipeline_arguments(
-        "continual",
-        settings,
-        projects=args.projects,
-        tags=args.tags,
-        num_trials=args.num_trials,
-        model_families=args.model_families,
-        seed=args.seed,
-        approval=args.approval,
-        sensed=True,
-    )
+
+    def arguments_of(pipeline: str) -> dict:
+        return pipeline_arguments(
+            pipeline,
+            settings,
+            projects=args.projects,
+            tags=args.tags,
+            num_trials=args.num_trials,
+            model_families=args.model_families,
+            seed=args.seed,
+            approval=args.approval,
+            sensed=True,
+        )
+
+    arguments = arguments_of("continual")
     min_new_rows = args.min_new_rows or settings.sensor_min_new_rows
     max_age_days = args.max_age_days or settings.sensor_max_age_days
     submit = getattr(args, "submit", None)
@@ -72,16 +76,7 @@ def sense_once(args: argparse.Namespace, out=None) -> int:
     out.write(json.dumps(decision.to_dict(), indent=2, default=str) + "\n")
     out.flush()
     if submit and decision.retrain:
-        remote = pipeline_arguments(
-            "sensor",
-            settings,
-            projects=args.projects,
-            tags=args.tags,
-            num_trials=args.num_trials,
-            model_families=args.model_families,
-            seed=args.seed,
-            approval=args.approval,
-        )
+        remote = arguments_of("sensor")
         defaults = remote_parameters(remote, min_new_rows, max_age_days)
         send = _submit_kubeflow if submit == "kubeflow" else _submit_vertex
         submitted = send(args, settings, decision, defaults, given)

@@ -203,3 +203,18 @@ def test_by_digest_without_a_push_names_the_missing_images(tmp_path):
     )
     assert proc.returncode == 1
     assert "no pushed digest for sync, validate, transform, extract, optimize, train, evaluate" in proc.stderr
+
+
+def test_a_nested_pipeline_gets_every_input_from_the_caller_or_a_named_error():
+    from pipelines import forward
+    from pipelines import mlops as mlops_pipeline
+    from pipelines.platform import TaskPlan
+
+    mlops = mlops_pipeline.build(TaskPlan("local"))
+    inputs = set(mlops.component_spec.inputs)
+    values = {name: f"value of {name}" for name in inputs} | {"unrelated": 1}
+    assert forward(mlops, values) == {name: f"value of {name}" for name in inputs}
+    assert forward(mlops, values, approval="manual")["approval"] == "manual"
+    del values["window_days"]
+    with pytest.raises(KeyError, match="mlops: the calling pipeline has no parameter.*window_days"):
+        forward(mlops, values)

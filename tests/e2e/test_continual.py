@@ -33,9 +33,12 @@ STEPS = [
 pytestmark = pytest.mark.e2e
 
 
-def _tagifai(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _tagifai(home: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``tagifai ARGS`` in a new process on state folder ``home``, none of this process's TAGIFAI_*/MLFLOW_*
+    settings, the shared data as DATA_DIR, then ``env``; an AssertionError with the output when it fails."""
+    extra = env
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAGIFAI_", "MLFLOW_"))}
-    env.update(TAGIFAI_HOME=str(home), DATA_DIR=str(DATA))
+    env.update(TAGIFAI_HOME=str(home), DATA_DIR=str(DATA), **(extra or {}))
     proc = subprocess.run(
         [sys.executable, "-m", "tagifai_cli.main", *args],
         cwd=ROOT,

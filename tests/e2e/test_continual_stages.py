@@ -19,20 +19,17 @@ alias log:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from test_continual import DATA, _tagifai
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "madewithml"
 MODEL = "tagifai"
 RUN = ["--num-trials", "1"]
 
@@ -95,21 +92,7 @@ class World:
     # --- the CLI, as a person runs it
 
     def tagifai(self, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("TAGIFAI_", "MLFLOW_"))}
-        base.update(TAGIFAI_HOME=str(self.home), DATA_DIR=str(self.source), **(env or {}))
-        proc = subprocess.run(
-            [sys.executable, "-m", "tagifai_cli.main", *args],
-            cwd=ROOT,
-            env=base,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"tagifai {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-            )
-        return proc
+        return _tagifai(self.home, *args, check=check, env={"DATA_DIR": str(self.source), **(env or {})})
 
     def sense(self, *args: str, env: dict | None = None) -> tuple[dict, str]:
         """``tagifai sense [args]``: the decision (the first JSON document printed) and the whole output."""
