@@ -1,6 +1,6 @@
 """`tagifai run sensor --runner docker`: kfp.local's DockerRunner, every step of the table in its own image.
 
-One real run of the sensor pipeline (sense, then the whole continual pipeline, then the watermark) on the
+One real run of the sensor pipeline (sense, dataops, drift, mlops, then the watermark) on the
 vendored data with two Optuna trials: sources served over http from the host, a
 real `mlflow server` for tracking and registry, the warehouse and Optuna in the mounted state folder.
 """
@@ -33,6 +33,7 @@ TASK_COMPONENTS = {
     "validate-tags": "validate_table",
     "transform": "transform",
     "validate-labeled-projects": "validate_table",
+    "drift": "drift",
     "extract": "extract",
     "validate-dataset": "validate_dataset",
     "optimize": "optimize",

@@ -23,6 +23,8 @@ EXPECTED = {
     "optimize": ("optuna", ("dlt", "great_expectations", "dbt.cli")),
     "train": ("mlflow.sklearn", ("dlt", "great_expectations", "dbt.cli", "optuna")),
     "evaluate": ("mlflow.sklearn", ("dlt", "great_expectations", "dbt.cli", "optuna")),
+    # plotly: Evidently's own dependency (importing evidently itself needs tagifai.drift's pandas-3 shim)
+    "drift": ("plotly", ("dlt", "great_expectations", "dbt.cli", "optuna")),
 }
 
 PROBE = """
