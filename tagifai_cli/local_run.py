@@ -244,30 +244,38 @@ def run_local(
     runner: str = "subprocess",
     quiet: bool = False,
     images: dict[str, str] | None = None,
+    wait: float = 0,
 ) -> dict:
     """Run one of the pipelines (dataops, mlops, continual) on this machine; write and return the summary.
 
     ``runner``: ``subprocess`` (every step a process of this Python) or ``docker`` (every step in its
-    image: ``images``, step -> image, default the settings' registry and tag).
+    image: ``images``, step -> image, default the settings' registry and tag). The whole run holds the
+    state folder ``home`` (:mod:`tagifai_cli.statelock`): a second run on it fails at once naming this one,
+    or waits up to ``wait`` seconds.
     """
     from kfp import local
 
     from pipelines.factory import build
+    from tagifai_cli.statelock import state_lock
 
     if runner not in ("subprocess", "docker"):
         raise ValueError(f"unknown runner {runner!r}; use subprocess or docker")
     pipeline = build(pipeline_name, "local", images=images)
-    if runner == "subprocess":
-        summary = _execute(
-            pipeline, pipeline_name, arguments, home, local.SubprocessRunner(use_venv=False), "subprocess", quiet
-        )
-    else:
-        from tagifai_cli import docker_run
+    with state_lock(home, wait):
+        if runner == "subprocess":
+            summary = _execute(
+                pipeline, pipeline_name, arguments, home, local.SubprocessRunner(use_venv=False), "subprocess", quiet
+            )
+        else:
+            from tagifai_cli import docker_run
 
-        with docker_run.session(pipeline, arguments, home, quiet=quiet) as docker:
-            summary = _execute(pipeline, pipeline_name, docker.arguments, home, docker.runner, "docker", quiet)
-            summary.update(docker.report())
-    (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+            with docker_run.session(pipeline, arguments, home, quiet=quiet) as docker:
+                summary = _execute(pipeline, pipeline_name, docker.arguments, home, docker.runner, "docker", quiet)
+                summary.update(docker.report())
+        from tagifai_cli.report import write_run_report  # the run's HTML report (never fails the run)
+
+        summary["report"] = write_run_report(summary, home, pipeline, arguments.get("optuna_storage", ""))
+        (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 

@@ -35,28 +35,45 @@ def cmd_run(args: argparse.Namespace) -> int:
         if "projects_source" in arguments:
             print(f"sources: {arguments['projects_source']}, {arguments['tags_source']}")
     summary = run_local(
-        args.pipeline, arguments, settings.home, runner=args.runner, quiet=args.quiet, images=step_images(settings)
+        args.pipeline,
+        arguments,
+        settings.home,
+        runner=args.runner,
+        quiet=args.quiet,
+        images=step_images(settings),
+        wait=args.wait,
     )
     print_summary(summary)
     print(f"summary: {settings.home / 'last_run.json'}")
+    if summary.get("report"):
+        print(f"report: {summary['report']}")
     return 0 if summary["status"] == "succeeded" else 1
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from pipelines import NAMES
-    from tagifai_cli.packaging import COMPILED, compile_package, step_images
+    from tagifai_cli.packaging import COMPILED, PLACEHOLDER_REGISTRY, compile_package, step_images, vertex_images
 
     settings = settings_from(args)
     images = step_images(settings, by_digest=args.by_digest)
     targets = ["kubeflow", "vertex"] if args.target == "all" else [args.target]
     names = [args.pipeline] if args.pipeline else list(NAMES)
+    per_target = {target: images for target in targets}
+    if "vertex" in targets:  # before writing anything: images Vertex AI cannot pull are refused
+        per_target["vertex"], placeholder = vertex_images(settings, images, by_digest=args.by_digest)
+        if placeholder:
+            print(
+                f"vertex: no registry given, so the images name {PLACEHOLDER_REGISTRY}, a template that "
+                "`tagifai vertex run/schedule` refuses; to send it, compile with --registry (or --by-digest)",
+                file=sys.stderr,
+            )
     for target in targets:
         if args.output_dir:
             out = Path(args.output_dir) / target if len(targets) > 1 else Path(args.output_dir)
         else:
             out = COMPILED / target
         for name in names:
-            print(compile_package(name, target, out, settings.platform_config or None, images=images))
+            print(compile_package(name, target, out, settings.platform_config or None, images=per_target[target]))
     return 0
 
 
@@ -142,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, default=42)
     run.add_argument("--quiet", action="store_true")
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="when another run holds the state folder, wait up to this long for it (default: fail at once)",
+    )
     settings_flags(run)
     run.set_defaults(func=cmd_run)
 
@@ -159,7 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument(
         "--output-dir", help="default pipelines/compiled/<target>/ (with --target all: OUTPUT_DIR/<target>/)"
     )
-    comp.add_argument("--registry", help="image registry (TAGIFAI_REGISTRY)")
+    comp.add_argument(
+        "--registry",
+        help="image registry (TAGIFAI_REGISTRY); vertex: one Vertex AI pulls from, e.g. REGION-docker.pkg.dev/"
+        "PROJECT/REPO (none given: that placeholder, refused when sent; localhost or no host: refused)",
+    )
     comp.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
     comp.add_argument(
         "--by-digest", action="store_true", help="name each step's image by its pushed digest (after make push)"
@@ -190,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings_flags(ev)
     ev.set_defaults(func=cmd_evaluate)
 
-    from tagifai_cli import cluster, images, kubeflow, models, sensor, vertex
+    from tagifai_cli import cluster, images, kubeflow, models, runs, sensor, vertex
 
     kubeflow.add_parsers(sub, PIPELINE_NAMES)
     vertex.add_parser(sub, PIPELINE_NAMES)
@@ -198,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_parser(sub)
     models.add_parser(sub)
     sensor.add_parser(sub)
+    runs.add_parsers(sub)
     return parser
 
 

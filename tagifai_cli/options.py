@@ -112,7 +112,7 @@ def pipeline_arguments(
 def add_package_arguments(p: argparse.ArgumentParser, pipeline_names, target: str) -> None:
     """The pipeline, ``--package``, the compile flags, ``--param`` and ``--caching`` of a delivery command."""
     flavour = {"kubeflow": "for Kubeflow", "vertex": "with --target vertex"}[target]
-    example = "" if target == "kubeflow" else ", e.g. REGION-docker.pkg.dev/PROJECT/REPO"
+    example = "" if target == "kubeflow" else ", one Vertex AI pulls from, e.g. REGION-docker.pkg.dev/PROJECT/REPO"
     p.add_argument(
         "pipeline", nargs="?", choices=pipeline_names, help="default continual, or the pipeline in --package"
     )

@@ -42,6 +42,117 @@ def step_images(settings=None, by_digest: bool = False) -> dict[str, str]:
     return refs
 
 
+# --- images Vertex AI can pull ------------------------------------------------------------------------
+# Vertex AI pulls each step's image itself, from outside any machine or cluster of ours: a registry on this
+# machine (localhost:5000, kind's registry) or one without a host (Docker Hub by default) is a job that
+# fails minutes later with an image pull error. The delivery commands refuse such images before sending.
+
+#: The registry of the committed Vertex flavour (pipelines/compiled/vertex) and of ``tagifai compile
+#: --target vertex`` without a registry: an Artifact Registry path to fill in, refused by every submit.
+PLACEHOLDER_REGISTRY = "REGION-docker.pkg.dev/PROJECT/REPO"
+VERTEX_IMAGES_HINT = (
+    f"--registry {PLACEHOLDER_REGISTRY} (your Artifact Registry repository), or --by-digest after "
+    "`tagifai images push` to it"
+)
+
+
+def _repository(image: str) -> str:
+    """``host/path/name`` of an image reference, without its tag or digest."""
+    name = image.split("@")[0]
+    return name[: name.rfind(":")] if name.rfind(":") > name.rfind("/") else name
+
+
+def registry_host(image: str) -> str | None:
+    """The registry host (with its port) an image reference names, or None when it names none
+    (``tagifai-train:0.1.0``, ``user/tagifai-train``: Docker Hub by default)."""
+    first, sep, _ = image.partition("/")
+    if sep and ("." in first or ":" in first or first.lower() == "localhost"):
+        return first
+    return None
+
+
+def vertex_pull_problem(image: str) -> str | None:
+    """Why Vertex AI cannot pull ``image`` (a short phrase), or None when it names a registry it can reach."""
+    import ipaddress
+
+    if any(c.isupper() for c in _repository(image)):  # repository names are lower case
+        return "a placeholder (upper case) to fill in"
+    host = registry_host(image)
+    if host is None:
+        return "no registry host"
+    name = host.lower()
+    name = name[1 : name.index("]")] if name.startswith("[") else name.rsplit(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        address = None
+    if address is not None:
+        if address.is_loopback or address.is_unspecified or address.is_link_local:
+            return "a registry on this machine"
+        if address.is_private:
+            return "a private address Vertex AI does not reach"
+        return None
+    if name == "localhost" or name.endswith(".localhost"):
+        return "a registry on this machine"
+    if name.endswith((".local", ".internal")):
+        return "a name only this machine or its network resolves"
+    if "." not in name:
+        return "a local host name (no domain), e.g. kind's registry"
+    return None
+
+
+def spec_images(spec: dict) -> dict[str, str]:
+    """Step -> image of every task of a compiled pipeline spec (the executor label when an image is not
+    ``.../tagifai-<step>...``)."""
+    from tagifai import steps
+
+    out: dict[str, str] = {}
+    for label, executor in sorted(spec.get("deploymentSpec", {}).get("executors", {}).items()):
+        image = executor.get("container", {}).get("image", "")
+        last = _repository(image).rsplit("/", 1)[-1]
+        out.setdefault(last.removeprefix("tagifai-") if last.startswith("tagifai-") else label, image)
+    order = {name: i for i, name in enumerate(steps.NAMES)}  # the step table's order, then the others
+    return dict(sorted(out.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
+
+
+def check_vertex_images(images: dict[str, str], package: str | None = None, placeholder_ok: bool = False) -> None:
+    """Raise DeliveryError (one line) naming the steps whose image Vertex AI cannot pull, and what to give.
+
+    ``package``: the file the images come from (``--package``), said in the message; ``placeholder_ok``:
+    accept :data:`PLACEHOLDER_REGISTRY` (compiling the template, not sending it)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for step, image in images.items():
+        if placeholder_ok and image.startswith(PLACEHOLDER_REGISTRY + "/"):
+            continue
+        problem = vertex_pull_problem(image)
+        if problem:
+            where = _repository(image).rpartition("/")[0] or image
+            groups.setdefault((where, problem), []).append(step)
+    if not groups:
+        return
+    found = "; ".join(f"{', '.join(steps)} ({where}: {problem})" for (where, problem), steps in groups.items())
+    if package:
+        remedy = f"compile {package} again with `tagifai compile --target vertex` and {VERTEX_IMAGES_HINT}"
+    else:
+        remedy = f"give {VERTEX_IMAGES_HINT}"
+    raise DeliveryError(f"Vertex AI cannot pull the images of {found}; {remedy}")
+
+
+def vertex_images(settings, images: dict[str, str], by_digest: bool = False) -> tuple[dict[str, str], bool]:
+    """The images of a Vertex compile, and whether they are the placeholder template.
+
+    No registry given (no --registry, TAGIFAI_REGISTRY or --by-digest): the steps not pinned by
+    TAGIFAI_IMAGES get :data:`PLACEHOLDER_REGISTRY` (what ``make compile`` commits; ``tagifai vertex run``
+    refuses it). Otherwise ``images``, refused when Vertex AI cannot pull one of them.
+    """
+    if not by_digest and "registry" not in settings.model_fields_set:
+        placeholder = step_images(settings.model_copy(update={"registry": PLACEHOLDER_REGISTRY}))
+        check_vertex_images(placeholder, placeholder_ok=True)
+        return placeholder, True
+    check_vertex_images(images)
+    return images, False
+
+
 def compile_package(
     name: str,
     target: str,

@@ -44,7 +44,19 @@ def parse_duration(text: str) -> float:
 
 
 def sense_once(args: argparse.Namespace, out=None) -> int:
-    """One sense (and with ``--run`` the run and the advance); 0 unless a triggered run failed."""
+    """One sense (and with ``--run`` the run and the advance); 0 unless a triggered run failed.
+
+    With ``--run`` the sense, the run and the advance hold the state folder (:mod:`tagifai_cli.statelock`):
+    another run on it fails this one at once, or makes it wait up to ``--wait`` seconds."""
+    if not getattr(args, "run", False):
+        return _sense_once(args, out)
+    from tagifai_cli.statelock import state_lock
+
+    with state_lock(settings_from(args).home, getattr(args, "wait", 0)):
+        return _sense_once(args, out)
+
+
+def _sense_once(args: argparse.Namespace, out=None) -> int:
     out = out or sys.stdout
     from tagifai.sensor import sense
 
@@ -222,10 +234,12 @@ def submit_vertex(
     URI; ``spec``: its pipeline spec) as a PipelineJob whose ``job_id`` and display name are the decision's
     run key. A job of that id existing (409 ALREADY_EXISTS) is a no-op: nothing is created, its state is
     looked up and returned. Parameters: ``given`` over ``defaults`` (:func:`remote_parameters`) over the
-    settings' warehouse and MLflow (:func:`tagifai_cli.vertex.parameters`: ones every pod reaches)."""
+    settings' warehouse and MLflow (:func:`tagifai_cli.vertex.parameters`: ones every pod reaches). A template
+    naming an image Vertex AI cannot pull is refused first (:func:`tagifai_cli.vertex.check_images`)."""
     from tagifai_cli import vertex
 
     key = decision.run_key
+    vertex.check_images(spec, template)
     params = vertex.parameters(spec, run_values(spec, defaults, given or {}), settings)
     credentials = vertex._credentials()
     job = vertex.build_job(
@@ -271,6 +285,7 @@ def _submit_vertex(args, settings, decision, defaults: dict, given: dict) -> Sub
     place = vertex.Place.of(args, settings)
     with tempfile.TemporaryDirectory(prefix="tagifai-sense-") as workdir:
         pkg = package_from(args, "vertex", workdir, settings)
+        vertex.check_images(pkg.spec, args.package)  # before submit_vertex names the temporary file
         print(f"vertex: project {place.project} region {place.region} pipeline root {place.pipeline_root}")
         submitted = submit_vertex(
             str(pkg.path),
@@ -374,6 +389,14 @@ def add_parser(subparsers) -> None:
         p.add_argument("--seed", type=int, default=42)
         p.add_argument("--quiet", action="store_true", help="no per-step progress of the run")
     sense.add_argument("--run", action="store_true", help="run continual when retrain is true, then advance")
+    for p in (sense, watch):
+        p.add_argument(
+            "--wait",
+            type=float,
+            default=0,
+            metavar="SECONDS",
+            help="--run: when another run holds the state folder, wait up to this long (default: fail at once)",
+        )
     sense.add_argument(
         "--submit",
         choices=("kubeflow", "vertex"),

@@ -8,8 +8,11 @@ account given) and can wait for its final state, ``schedule`` creates a ``Pipeli
 
 Step images come from the same registry setting as everywhere (``--registry``/TAGIFAI_REGISTRY, an
 Artifact Registry path such as ``europe-west4-docker.pkg.dev/PROJECT/tagifai``; ``--by-digest`` for the
-pushed digests). Each Vertex step is its own pod with an ephemeral disk, so the warehouse must be BigQuery
-and MLflow a tracking server: the commands refuse a run that would use the embedded DuckDB or SQLite files.
+pushed digests). Vertex AI pulls them itself, so before anything is sent the commands refuse a package whose
+images it cannot pull (:func:`check_images`: a registry on this machine such as the default localhost:5000,
+kind's, one without a host, or the placeholder of the committed Vertex flavour), naming the steps. Each
+Vertex step is its own pod with an ephemeral disk, so the warehouse must be BigQuery and MLflow a tracking
+server: the commands refuse a run that would use the embedded DuckDB or SQLite files.
 The package options come from :mod:`tagifai_cli.options` (shared with ``tagifai submit``); the project,
 region, pipeline root, service account and API endpoint from the flags, else the settings
 (``TAGIFAI_VERTEX_*``; the project also from GOOGLE_CLOUD_PROJECT).
@@ -33,7 +36,16 @@ from tagifai_cli.options import (
     pipeline_parameters,
     settings_from,
 )
-from tagifai_cli.packaging import DeliveryError, check_cron, input_types, iso, parse_assignments, parse_time
+from tagifai_cli.packaging import (
+    DeliveryError,
+    check_cron,
+    check_vertex_images,
+    input_types,
+    iso,
+    parse_assignments,
+    parse_time,
+    spec_images,
+)
 
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
@@ -74,6 +86,12 @@ def parameters(spec: dict, given: dict, settings=None) -> dict:
             "(--param mlflow_tracking_uri=https://... or TAGIFAI_MLFLOW_TRACKING_URI)"
         )
     return pipeline_parameters(spec, given, defaults)
+
+
+def check_images(spec: dict, package: str | None = None) -> None:
+    """Refuse (DeliveryError, one line) a pipeline spec naming an image Vertex AI cannot pull: a registry on
+    this machine or without a host, or the placeholder of the committed flavour; ``package``: the file given."""
+    check_vertex_images(spec_images(spec), package)
 
 
 def labels(pipeline: str, given: dict) -> dict:
@@ -167,6 +185,7 @@ class Place:
 
 def _job(args, settings, place: Place, workdir: str):
     pkg = package_from(args, "vertex", workdir, settings)
+    check_images(pkg.spec, args.package)
     params = parameters(pkg.spec, given_parameters(args), settings)
     job = build_job(
         pkg.path,

@@ -69,7 +69,9 @@ def test_every_task_names_its_steps_image(compiled, target, name):
         image = executor["container"]["image"]
         step = image.rsplit("/", 1)[-1].split(":")[0].removeprefix("tagifai-")
         assert step in STEPS, image
-        assert image == f"localhost:5000/tagifai-{step}:0.1.0"
+        # Kubeflow: kind's local registry; Vertex AI cannot pull that: the placeholder to fill in
+        registry = "localhost:5000" if target == "kubeflow" else "REGION-docker.pkg.dev/PROJECT/REPO"
+        assert image == f"{registry}/tagifai-{step}:0.1.0"
         # no pip install at run time: the image carries the project and kfp
         assert "pip install" not in " ".join(executor["container"].get("command", []))
 
@@ -157,29 +159,66 @@ def test_local_docker_runs_take_the_task_image():
     assert executors["exec-train"] == "registry.test/tagifai-train:abc"
 
 
-def test_one_steps_image_can_be_pinned_by_digest(tmp_path):
-    """TAGIFAI_IMAGES pins single steps (what `--by-digest` does for every step after `tagifai images push`)."""
-    pinned = "localhost:5000/tagifai-train@sha256:" + "a" * 64
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tagifai_cli.main",
-            "compile",
-            "mlops",
-            "--target",
-            "vertex",
-            "--output-dir",
-            str(tmp_path),
-        ],
-        check=True,
+def _compile(out, *flags, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--output-dir", str(out), *flags],
         cwd=ROOT,
-        env=_clean_env(TAGIFAI_IMAGES=f'{{"train": "{pinned}"}}'),
+        env=_clean_env(**env),
         capture_output=True,
+        text=True,
     )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_one_steps_image_can_be_pinned_by_digest(tmp_path, target):
+    """TAGIFAI_IMAGES pins single steps (what `--by-digest` does for every step after `tagifai images push`)."""
+    registry = "localhost:5000" if target == "kubeflow" else "europe-docker.pkg.dev/p/r"
+    pinned = f"{registry}/tagifai-train@sha256:" + "a" * 64
+    _compile(tmp_path, "--target", target, TAGIFAI_IMAGES=f'{{"train": "{pinned}"}}').check_returncode()
     images = {e["container"]["image"] for e in _spec(tmp_path / "mlops.yaml")["deploymentSpec"]["executors"].values()}
     assert pinned in images
-    assert "localhost:5000/tagifai-evaluate:0.1.0" in images  # the others keep their tags
+    # the others keep their tags (no registry given: Vertex's get the placeholder)
+    other = "localhost:5000" if target == "kubeflow" else "REGION-docker.pkg.dev/PROJECT/REPO"
+    assert f"{other}/tagifai-evaluate:0.1.0" in images
+
+
+@pytest.mark.parametrize(
+    "flags, env, named",
+    [
+        (
+            ["--registry", "localhost:5000"],
+            {},
+            "of sync, validate, transform, extract, optimize, train, evaluate, drift, sense "
+            "(localhost:5000: a registry on this machine);",
+        ),
+        ([], {"TAGIFAI_REGISTRY": "kind-registry:5000"}, "(kind-registry:5000: a local host name (no domain)"),
+        (["--registry", "127.0.0.1:5000/ml"], {}, "(127.0.0.1:5000/ml: a registry on this machine)"),
+        (["--registry", "registry.local"], {}, "(registry.local: a name only this machine or its network resolves)"),
+        ([], {"TAGIFAI_IMAGES": '{"train": "tagifai-train:0.1.0"}'}, "train (tagifai-train:0.1.0: no registry host)"),
+    ],
+)
+def test_a_vertex_compile_refuses_images_vertex_cannot_pull(tmp_path, flags, env, named):
+    """Given a registry Vertex AI cannot pull from: one error line naming the steps and what to give;
+    nothing written. Without a registry the Vertex flavour names the placeholder (what `make compile` commits)."""
+    proc = _compile(tmp_path, "--target", "vertex", *flags, **env)
+    assert proc.returncode == 1
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("tagifai compile: error: DeliveryError: Vertex AI cannot pull the images of ")
+    assert named in line
+    assert line.endswith(
+        "give --registry REGION-docker.pkg.dev/PROJECT/REPO (your Artifact Registry repository), "
+        "or --by-digest after `tagifai images push` to it"
+    )
+    assert not list(tmp_path.iterdir())
+    assert _compile(tmp_path, "--target", "kubeflow", *flags, **env).returncode == 0  # kind pulls from it
+
+
+def test_a_vertex_compile_without_a_registry_writes_the_placeholder_template(tmp_path):
+    proc = _compile(tmp_path, "--target", "vertex")
+    assert proc.returncode == 0
+    assert "the images name REGION-docker.pkg.dev/PROJECT/REPO, a template that" in proc.stderr
+    images = {e["container"]["image"] for e in _spec(tmp_path / "mlops.yaml")["deploymentSpec"]["executors"].values()}
+    assert all(i.startswith("REGION-docker.pkg.dev/PROJECT/REPO/tagifai-") for i in images)
 
 
 def test_by_digest_without_a_push_names_the_missing_images(tmp_path):

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from loopback import FakeKFP, FakeVertex
+from loopback import ARTIFACT_REGISTRY, FakeKFP, FakeVertex
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +50,19 @@ def offline_vertex(monkeypatch):
 
     aiplatform.initializer.global_config._api_endpoint = None
     aiplatform.initializer.global_config._api_transport = None
+
+
+@pytest.fixture(scope="session")
+def vertex_compiled(tmp_path_factory) -> Path:
+    """The Vertex flavour of every pipeline compiled for an Artifact Registry repository (the committed one
+    names the placeholder REGION-docker.pkg.dev/PROJECT/REPO, which the submit commands refuse)."""
+    from pipelines import NAMES
+    from pipelines.platform import DEFAULT_CONFIG
+    from tagifai.steps import STEPS
+    from tagifai_cli.packaging import compile_package
+
+    out = tmp_path_factory.mktemp("vertex-compiled")
+    images = {s.name: s.image(ARTIFACT_REGISTRY) for s in STEPS}
+    for name in NAMES:
+        compile_package(name, "vertex", out, str(DEFAULT_CONFIG), images=images)
+    return out

@@ -87,14 +87,14 @@ def test_nothing_is_sent_below_the_threshold(kfp_server, vertex_server, home, so
     assert kfp_server.requests == [] and vertex_server.requests == []
 
 
-def _vertex(home, source, vertex_server, *extra):
+def _vertex(home, source, vertex_server, package, *extra):
     return _sense(
         home,
         source,
         "--submit",
         "vertex",
         "--package",
-        str(COMPILED / "vertex" / "sensor.yaml"),
+        str(package),
         "--project",
         "proj",
         "--region",
@@ -111,10 +111,11 @@ def _vertex(home, source, vertex_server, *extra):
 
 
 def test_vertex_job_id_is_the_run_key_and_a_duplicate_is_a_no_op(
-    vertex_server, offline_vertex, home, source, monkeypatch, capsys
+    vertex_server, offline_vertex, vertex_compiled, home, source, monkeypatch, capsys
 ):
     monkeypatch.setattr(DuckDBWarehouse, "shared_across_pods", True)  # as BigQuery is
-    argv = _vertex(home, source, vertex_server, "--label", "team=ml", "--service-account", "runner@proj.iam")
+    package = vertex_compiled / "sensor.yaml"
+    argv = _vertex(home, source, vertex_server, package, "--label", "team=ml", "--service-account", "runner@proj.iam")
     assert main(argv) == 0
     out = capsys.readouterr().out
     key = _decision(out)["run_key"]
@@ -137,11 +138,30 @@ def test_vertex_job_id_is_the_run_key_and_a_duplicate_is_a_no_op(
     assert len(vertex_server.find("POST", "/pipelineJobs")) == 2 and len(vertex_server.jobs) == 1
 
 
-def test_vertex_refuses_a_warehouse_its_pods_cannot_reach(vertex_server, offline_vertex, home, source, capsys):
-    assert main(_vertex(home, source, vertex_server)[1:]) == 1
+def test_vertex_refuses_a_warehouse_its_pods_cannot_reach(
+    vertex_server, offline_vertex, vertex_compiled, home, source, capsys
+):
+    assert main(_vertex(home, source, vertex_server, vertex_compiled / "sensor.yaml")[1:]) == 1
     err = capsys.readouterr().err
     assert "DeliveryError: Vertex AI runs each step in its own pod: the warehouse must be one" in err
     assert vertex_server.requests == []
+
+
+@pytest.mark.parametrize("compiled_now", [False, True])
+def test_vertex_refuses_images_it_cannot_pull_before_any_request(
+    vertex_server, offline_vertex, home, source, monkeypatch, capsys, compiled_now
+):
+    """The committed package names the placeholder registry; compiled now without --registry, localhost:5000."""
+    monkeypatch.setattr(DuckDBWarehouse, "shared_across_pods", True)
+    argv = _vertex(home, source, vertex_server, COMPILED / "vertex" / "sensor.yaml")[1:]
+    if compiled_now:
+        argv = [a for i, a in enumerate(argv) if a != "--package" and argv[i - 1] != "--package"]
+    assert main(argv) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("tagifai sense: error: DeliveryError: Vertex AI cannot pull the images of sync, ")
+    where = "localhost:5000: a registry on this machine" if compiled_now else "REGION-docker.pkg.dev/PROJECT/REPO"
+    assert where in line and "--registry REGION-docker.pkg.dev/PROJECT/REPO (your Artifact Registry" in line
+    assert vertex_server.requests == [] and offline_vertex == []
 
 
 @pytest.mark.parametrize("param", ["projects_source=x.csv", "min_new_rows=1", "warehouse=bigquery://p/d"])

@@ -4,7 +4,7 @@ then sent to a loopback Vertex AI REST API that records the requests.
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from loopback import COMPILED
+from loopback import ARTIFACT_REGISTRY, COMPILED
 
 from tagifai import steps as step_table
 from tagifai_cli.main import main
@@ -15,6 +15,7 @@ PARAMS = ["--param", "warehouse=bigquery://proj/tagifai", "--param", "mlflow_tra
 STEPS = ("extract", "validate", "optimize", "train", "evaluate")  # the steps of mlops
 DIGEST = "sha256:" + "c" * 64
 REST = ["--api-transport", "rest"]
+REGISTRY = ["--registry", ARTIFACT_REGISTRY]  # one Vertex AI pulls from
 
 
 def _pushed(monkeypatch, steps):
@@ -138,6 +139,7 @@ def test_vertex_run_submits_the_job_and_waits(vertex_server, offline_vertex, mon
             "vertex",
             "run",
             "mlops",
+            *REGISTRY,
             "--project",
             "proj",
             "--region",
@@ -180,7 +182,7 @@ def test_vertex_run_submits_the_job_and_waits(vertex_server, offline_vertex, mon
     assert spec["pipelineInfo"]["name"] == "mlops" and "platforms" not in spec
     assert all(not t["cachingOptions"].get("enableCache", False) for t in spec["root"]["dag"]["tasks"].values())
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {f"localhost:5000/tagifai-{s}:0.1.0" for s in STEPS}
+    assert images == {f"{ARTIFACT_REGISTRY}/tagifai-{s}:0.1.0" for s in STEPS}
     assert offline_vertex == ["gs://bucket/root"]  # aiplatform checks the root's bucket before submitting
     polls = vertex_server.requests[1:]  # polled to the final state
     assert len(polls) >= 2 and {(r.method, r.path) for r in polls} == {("GET", create.path + "/mlops-1")}
@@ -215,7 +217,7 @@ def test_vertex_run_compiles_for_the_registry_setting(vertex_server, offline_ver
     }
 
 
-def test_a_failed_vertex_job_exits_1(offline_vertex, monkeypatch, capsys):
+def test_a_failed_vertex_job_exits_1(offline_vertex, vertex_compiled, monkeypatch, capsys):
     from google.cloud.aiplatform import pipeline_jobs
     from loopback import FakeVertex
 
@@ -227,7 +229,7 @@ def test_a_failed_vertex_job_exits_1(offline_vertex, monkeypatch, capsys):
                 "run",
                 "mlops",
                 "--package",
-                MLOPS,
+                str(vertex_compiled / "mlops.yaml"),
                 "--project",
                 "p",
                 "--pipeline-root",
@@ -243,7 +245,7 @@ def test_a_failed_vertex_job_exits_1(offline_vertex, monkeypatch, capsys):
     assert code == 1 and "mlops FAILED" in capsys.readouterr().out
 
 
-def test_vertex_schedule_creates_a_schedule_one_run_at_a_time(vertex_server, offline_vertex, capsys):
+def test_vertex_schedule_creates_a_schedule_one_run_at_a_time(vertex_server, offline_vertex, vertex_compiled, capsys):
     code = main(
         [
             "--debug",
@@ -251,7 +253,7 @@ def test_vertex_schedule_creates_a_schedule_one_run_at_a_time(vertex_server, off
             "schedule",
             "continual",
             "--package",
-            str(COMPILED / "vertex" / "continual.yaml"),
+            str(vertex_compiled / "continual.yaml"),
             "--project",
             "proj",
             "--region",
@@ -403,6 +405,7 @@ def test_vertex_flags_over_settings_and_google_cloud_project_last(vertex_server,
                 "vertex",
                 "run",
                 "mlops",
+                *REGISTRY,
                 *PARAMS,
                 "--region",
                 "asia-east1",
@@ -423,6 +426,7 @@ def test_vertex_flags_over_settings_and_google_cloud_project_last(vertex_server,
                 "vertex",
                 "run",
                 "mlops",
+                *REGISTRY,
                 *PARAMS,
                 "--job-id",
                 "mlops-b",
@@ -438,3 +442,73 @@ def test_vertex_flags_over_settings_and_google_cloud_project_last(vertex_server,
         "/v1/projects/gcloud-proj/locations/asia-east1/pipelineJobs",
         "/v1/projects/env-proj/locations/europe-west1/pipelineJobs",
     ]
+
+
+# --- images Vertex AI cannot pull: refused before anything is sent
+
+
+@pytest.mark.parametrize(
+    "given, named",
+    [
+        ([], "of validate, extract, optimize, train, evaluate (localhost:5000: a registry on this machine);"),
+        (["--registry", "kind-registry:5000"], "(kind-registry:5000: a local host name (no domain), e.g. kind's"),
+        (["--registry", "tagifai"], "(tagifai: no registry host)"),  # Docker Hub's user tagifai, by default
+        (["--by-digest"], "evaluate (localhost:5000: a registry on this machine)"),  # pushed to kind's registry
+        (["--package", MLOPS], "(REGION-docker.pkg.dev/PROJECT/REPO: a placeholder (upper case) to fill in)"),
+    ],
+)
+def test_images_vertex_cannot_pull_are_refused_before_any_request(
+    vertex_server, offline_vertex, monkeypatch, capsys, given, named
+):
+    _pushed(monkeypatch, set(step_table.NAMES))
+    common = ["mlops", *given, "--project", "proj", "--pipeline-root", "gs://b/r", *PARAMS]
+    common += ["--api-endpoint", vertex_server.url, *REST]
+    for command in (["run"], ["schedule", "--cron", "0 6 * * *"]):
+        assert main(["vertex", *command, *common]) == 1
+        [line] = capsys.readouterr().err.splitlines()
+        assert line.startswith("tagifai vertex: error: DeliveryError: Vertex AI cannot pull the images of ")
+        assert named in line
+        remedy = (
+            "--registry REGION-docker.pkg.dev/PROJECT/REPO (your Artifact Registry repository), "
+            "or --by-digest after `tagifai images push` to it"
+        )
+        if "--package" in given:
+            assert line.endswith(f"; compile {MLOPS} again with `tagifai compile --target vertex` and {remedy}")
+        else:
+            assert line.endswith(f"; give {remedy}")
+    assert vertex_server.requests == [] and offline_vertex == []  # nothing sent, not even the bucket check
+
+
+def test_a_package_compiled_for_a_registry_vertex_pulls_from_is_sent(vertex_server, offline_vertex, vertex_compiled):
+    package = str(vertex_compiled / "mlops.yaml")
+    argv = ["vertex", "run", "mlops", "--package", package, "--project", "proj", "--pipeline-root", "gs://b/r"]
+    assert main(["--debug", *argv, *PARAMS, "--api-endpoint", vertex_server.url, *REST]) == 0
+    [create] = vertex_server.find("POST", "/pipelineJobs")
+    assert _sent_images(create) == {f"{ARTIFACT_REGISTRY}/tagifai-{s}:0.1.0" for s in STEPS}
+
+
+@pytest.mark.parametrize(
+    "image, problem",
+    [
+        ("localhost:5000/tagifai-sync:0.1.0", "a registry on this machine"),
+        ("127.0.0.1:5000/tagifai-sync:0.1.0", "a registry on this machine"),
+        ("[::1]:5000/tagifai-sync:0.1.0", "a registry on this machine"),
+        ("kind-registry:5000/tagifai-sync:0.1.0", "a local host name (no domain), e.g. kind's registry"),
+        ("registry.local/tagifai-sync:0.1.0", "a name only this machine or its network resolves"),
+        ("host.docker.internal:5000/tagifai-sync", "a name only this machine or its network resolves"),
+        ("10.1.2.3:5000/tagifai-sync:0.1.0", "a private address Vertex AI does not reach"),
+        ("tagifai-sync:0.1.0", "no registry host"),
+        ("someone/tagifai-sync:0.1.0", "no registry host"),
+        ("REGION-docker.pkg.dev/PROJECT/REPO/tagifai-sync:0.1.0", "a placeholder (upper case) to fill in"),
+        ("europe-west4-docker.pkg.dev/PROJECT/tagifai/tagifai-sync:0.1.0", "a placeholder (upper case) to fill in"),
+        ("europe-west4-docker.pkg.dev/proj/tagifai/tagifai-sync:V1", None),  # a tag may hold capitals
+        ("europe-west4-docker.pkg.dev/proj/tagifai/tagifai-sync@sha256:" + "c" * 64, None),
+        ("gcr.io/proj/tagifai-sync:0.1.0", None),
+        ("docker.io/someone/tagifai-sync:0.1.0", None),
+        ("registry.example.com:5000/ml/tagifai-sync:0.1.0", None),
+    ],
+)
+def test_which_images_vertex_can_pull(image, problem):
+    from tagifai_cli.packaging import vertex_pull_problem
+
+    assert vertex_pull_problem(image) == problem

@@ -28,7 +28,7 @@ FUNCTION = ROOT / "functions" / "vertex_sensor"
 DATA = ROOT / "data" / "madewithml"
 BUCKET = "tagifai-data"
 SOURCE = f"gs://{BUCKET}/madewithml/projects.csv"
-TEMPLATE = COMPILED / "vertex" / "sensor.yaml"
+COMMITTED = COMPILED / "vertex" / "sensor.yaml"  # names the placeholder registry: refused
 SECRETS = {
     "TAGIFAI_KFP_TOKEN": "sentinel-kfp-token-3c1d",
     "MLFLOW_TRACKING_PASSWORD": "sentinel-mlflow-password-e5a7",
@@ -67,7 +67,7 @@ def gcs(monkeypatch):
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch, gcs, vertex_server, offline_vertex):
+def env(tmp_path, monkeypatch, gcs, vertex_server, offline_vertex, vertex_compiled):
     """The function's environment: settings (TAGIFAI_*) and its own SENSOR_* variables."""
     monkeypatch.setattr(DuckDBWarehouse, "shared_across_pods", True)  # the DuckDB file stands for BigQuery
     warehouse = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
@@ -81,7 +81,7 @@ def env(tmp_path, monkeypatch, gcs, vertex_server, offline_vertex):
         "TAGIFAI_VERTEX_PIPELINE_ROOT": "gs://proj-tagifai/pipeline-root",
         "TAGIFAI_VERTEX_SERVICE_ACCOUNT": "runner@proj.iam.gserviceaccount.com",
         "TAGIFAI_VERTEX_API_ENDPOINT": vertex_server.url,
-        "SENSOR_TEMPLATE": str(TEMPLATE),
+        "SENSOR_TEMPLATE": str(vertex_compiled / "sensor.yaml"),  # compiled for an Artifact Registry
         "SENSOR_API_TRANSPORT": "rest",
         "SENSOR_PARAMETERS": json.dumps({"num_trials": 5}),
         **SECRETS,
@@ -90,7 +90,7 @@ def env(tmp_path, monkeypatch, gcs, vertex_server, offline_vertex):
         monkeypatch.setenv(key, value)
     gcs.objects[SOURCE] = _csv(100)
     gcs.objects[f"gs://{BUCKET}/madewithml/tags.csv"] = (DATA / "tags.csv").read_bytes()
-    return {"warehouse": warehouse, "gcs": gcs, "vertex": vertex_server}
+    return {"warehouse": warehouse, "gcs": gcs, "vertex": vertex_server, "template": vertex_compiled / "sensor.yaml"}
 
 
 def _post(url: str, kind: str, data: dict, event_id: str = "1") -> tuple[int, str]:
@@ -143,7 +143,7 @@ def test_a_new_source_file_submits_the_sensor_pipeline_once_under_its_run_key(se
     assert create.query["pipelineJobId"] == key and re.fullmatch(r"continual-[0-9a-f]{12}", key)
     job = create.json
     assert job["pipelineSpec"]["pipelineInfo"]["name"] == "sensor"
-    assert job["pipelineSpec"] == json.loads(json.dumps(_spec(TEMPLATE)))  # the compiled template, as it is
+    assert job["pipelineSpec"] == json.loads(json.dumps(_spec(env["template"])))  # the compiled template, as it is
     assert job["displayName"] == key and job["serviceAccount"] == "runner@proj.iam.gserviceaccount.com"
     assert job["labels"] == {"app": "tagifai", "pipeline": "sensor", "run-key": key, "trigger": "storage"}
     runtime = job["runtimeConfig"]
@@ -252,6 +252,15 @@ def test_a_warehouse_vertex_pods_cannot_reach_is_an_error_before_any_job(served,
     assert env["vertex"].requests == []
     [outcome] = _outcomes(capfd.readouterr().out)
     assert outcome["outcome"] == "error" and "the warehouse must be one every pod reaches" in outcome["message"]
+
+
+def test_a_template_naming_images_vertex_cannot_pull_is_an_error_before_any_job(served, env, monkeypatch, capfd):
+    monkeypatch.setenv("SENSOR_TEMPLATE", str(COMMITTED))
+    status, _ = _post(served, "google.cloud.storage.object.v1.finalized", _finalized("madewithml/projects.csv"))
+    assert status == 500 and env["vertex"].requests == []
+    [outcome] = _outcomes(capfd.readouterr().out)
+    assert outcome["outcome"] == "error" and "Vertex AI cannot pull the images of sync, " in outcome["message"]
+    assert f"compile {COMMITTED} again with `tagifai compile --target vertex`" in outcome["message"]
 
 
 def test_parameters_the_sense_decides_on_cannot_be_overridden(served, env, monkeypatch, capfd):
