@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha25
 TAGIFAI := $(VENV)/bin/tagifai
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format test-fast test-delivery test-docker images push compile kind-up kind-down deploy clean bench benchmark-model benchmark-sense
+.PHONY: help install run test lint format test-fast test-delivery test-docker images push compile kind-up kind-down deploy clean bench benchmark-model benchmark-sense benchmark-dataops benchmark-predict benchmark-overhead
 
 help:
 	@echo "make run      run the continual pipeline locally (kfp.local, embedded DuckDB/MLflow/Optuna)"
@@ -15,7 +15,10 @@ help:
 	@echo "make lint     ruff check and ruff format --check (configured in pyproject.toml); make format fixes"
 	@echo "make benchmark-model   the model table of issue 4 (benchmarks/results/model.md); BENCH_ARGS=--strict gates on the goal"
 	@echo "make benchmark-sense   a no-op tagifai sense, timed (benchmarks/results/sense.md; goal: 5 s); SENSE_BENCH_ARGS=--strict gates on it"
-	@echo "make bench    every benchmark (the model and the sense benchmarks)"
+	@echo "make benchmark-dataops   tagifai run dataops on 100k and 1M synthetic rows (benchmarks/results/dataops.md)"
+	@echo "make benchmark-predict   batch rows/s, warm latency, CLI cold start, the encoder's limit (predict.md)"
+	@echo "make benchmark-overhead  plain library calls vs the kfp.local run (benchmarks/results/overhead.md)"
+	@echo "make bench    every benchmark (about 30 minutes here; docs/benchmarks.md shows the results)"
 	@echo "make compile  compile the pipelines to pipelines/compiled/{kubeflow,vertex}/*.yaml"
 	@echo "make images   build every step's image (BASE_IMAGE=... for a base without a registry; images/README.md)"
 	@echo "make kind-up / deploy / kind-down   a local Kubeflow Pipelines on kind (docs/deploy.md)"
@@ -84,7 +87,27 @@ SENSE_BENCH_ARGS ?=
 benchmark-sense: install
 	$(PY) benchmarks/sense.py $(SENSE_BENCH_ARGS)
 
-bench: benchmark-model benchmark-sense
+# tagifai run dataops on synthetic data (benchmarks/synth.py) at 100k and 1M rows, a fresh state folder each: wall
+# seconds, per-step seconds, peak memory of the process tree, growth ratios; writes benchmarks/results/dataops.{md,json}.
+# DATAOPS_BENCH_ARGS="--sizes 100000,1000000,10000000" adds 10M rows (many minutes).
+DATAOPS_BENCH_ARGS ?=
+benchmark-dataops: install
+	$(PY) benchmarks/dataops.py $(DATAOPS_BENCH_ARGS)
+
+# Batch prediction rows/s (default model and TF-IDF only), warm single-prediction p50/p99, `tagifai predict` from a
+# cold start, the MiniLM encoder against its physical limit; writes benchmarks/results/predict.{md,json}.
+PREDICT_BENCH_ARGS ?=
+benchmark-predict: install
+	$(PY) benchmarks/predict.py $(PREDICT_BENCH_ARGS)
+
+# Orchestration overhead: dataops (2 rounds) and continual with 1 trial (1 round) as plain in-process library
+# calls versus the kfp.local run, as a ratio; writes benchmarks/results/overhead.{md,json}.
+OVERHEAD_BENCH_ARGS ?=
+benchmark-overhead: install
+	$(PY) benchmarks/overhead.py $(OVERHEAD_BENCH_ARGS)
+
+# Every benchmark, one after another (never in parallel: each measures the whole machine).
+bench: benchmark-model benchmark-sense benchmark-dataops benchmark-predict benchmark-overhead
 
 clean:
 	rm -rf .tagifai local_outputs .pytest_cache

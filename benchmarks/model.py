@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 from pathlib import Path
@@ -45,6 +44,7 @@ if str(ROOT) not in sys.path:
 
 import pandas as pd  # noqa: E402
 
+from benchmarks.common import machine  # noqa: E402
 from tagifai import embeddings  # noqa: E402
 from tagifai.train import TrainArgs  # noqa: E402
 
@@ -325,13 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "command": "python benchmarks/model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seeds": opts.seeds,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_start": load_start,
-            "load_end": os.getloadavg()[0],
-        },
+        "machine": machine(load_start),
         "configs": configs,
         "runs": [r for rs in runs.values() for r in rs],
     }

@@ -29,11 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,59 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import machine, summary, tagifai_command, time_process  # noqa: E402
+
 DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 GOAL_SECONDS = 5.0
-
-
-def _env() -> dict[str, str]:
-    """The environment of the measured commands: this one without TAGIFAI_* settings (the flags say all)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("TAGIFAI_")}
-
-
-def _tagifai() -> list[str]:
-    """The ``tagifai`` console script of this interpreter's environment (else ``python -m tagifai_cli.main``)."""
-    script = Path(sys.executable).parent / "tagifai"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "tagifai_cli.main"]
-
-
-def _shown(argv: list[str]) -> str:
-    """A command as a person would type it (the venv's own interpreter and script shortened)."""
-    bindir = str(Path(sys.executable).parent) + os.sep
-    shown = [a.replace(bindir, "") if a.startswith(bindir) else a for a in argv]
-    shown = ["python" if a == sys.executable or a in ("python3", "python3.11") else a for a in shown]
-    return " ".join(_quoted(a) for a in shown)
-
-
-def _quoted(arg: str) -> str:
-    """Shell quoting that keeps Python code readable: double quotes around code holding single quotes."""
-    if shlex.quote(arg) == arg or any(c in arg for c in '"$`\\!'):
-        return shlex.quote(arg)
-    return f'"{arg}"'
-
-
-def time_process(argv: list[str], runs: int, check=None) -> dict[str, Any]:
-    """Wall seconds of ``runs`` runs of ``argv`` (each must exit 0; ``check(stdout)`` must hold)."""
-    seconds = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, env=_env(), cwd=ROOT)
-        seconds.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise SystemExit(f"{_shown(argv)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-        if check is not None and not check(done.stdout):
-            raise SystemExit(f"{_shown(argv)}: unexpected output:\n{done.stdout[-2000:]}")
-    return summary(seconds, _shown(argv))
-
-
-def summary(seconds: list[float], command: str) -> dict[str, Any]:
-    return {
-        "command": command,
-        "runs": len(seconds),
-        "median": statistics.median(seconds),
-        "max": max(seconds),
-        "min": min(seconds),
-        "seconds": seconds,
-    }
 
 
 def prepare(state: Path, projects: Path) -> dict[str, Any]:
@@ -201,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 check=lambda out: out.strip() == "False",
             ),
             "cli_sense": time_process(
-                [*_tagifai(), "sense", "--home", str(state), "--projects", str(projects)],
+                [*tagifai_command(), "sense", "--home", str(state), "--projects", str(projects)],
                 opts.runs,
                 check=lambda out: json.loads(out)["retrain"] is False,
             ),
@@ -218,13 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": opts.runs,
         "rows": prepared["rows"],
         "run_key": prepared["run_key"],
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_start": load_start,
-            "load_end": os.getloadavg()[0],
-        },
+        "machine": machine(load_start),
         "results": results,
         "ratios": {
             "cli_over_startup": cli / median["python_startup"],
