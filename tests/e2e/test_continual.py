@@ -23,6 +23,7 @@ STEPS = [
     "validate-tags",
     "transform",
     "validate-labeled-projects",
+    "drift",
     "extract",
     "validate-dataset",
     "optimize",
@@ -38,7 +39,7 @@ def _tagifai(home: Path, *args: str, check: bool = True, env: dict | None = None
     settings, the shared data as DATA_DIR, then ``env``; an AssertionError with the output when it fails."""
     extra = env
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAGIFAI_", "MLFLOW_"))}
-    env.update(TAGIFAI_HOME=str(home), DATA_DIR=str(DATA), **(extra or {}))
+    env.update({"TAGIFAI_HOME": str(home), "DATA_DIR": str(DATA), **(extra or {})})
     proc = subprocess.run(
         [sys.executable, "-m", "tagifai_cli.main", *args],
         cwd=ROOT,

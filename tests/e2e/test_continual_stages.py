@@ -196,8 +196,8 @@ def test_the_continual_loop_stage_by_stage(world: World):
     assert summary["status"] == "succeeded" and summary["retrain"] is True and summary["new_rows"] == 80
     assert summary["drift"] is True and any("label" in r for r in summary["drift_reasons"]), summary
     assert "evaluate" in names and names[-1] == "advance-watermark", names
-    report = next((world.home / "runs").glob("**/drift*/report*"), None)
-    assert report is not None and "computer-vision" in report.read_text(encoding="utf-8")
+    report = Path(summary["run_dir"]) / "drift" / "report"  # this run's drift report, not an earlier run's
+    assert "computer-vision" in report.read_text(encoding="utf-8")
     mark5 = world.watermark()
     assert mark5["run_key"] == summary["run_key"] and mark5["rows"] == 780
     assert world.aliases()["champion"] == champion4, "manual approval: the champion stays"
