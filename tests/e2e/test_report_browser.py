@@ -21,14 +21,13 @@ import shutil
 import socketserver
 import struct
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from test_continual import _tagifai
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "madewithml"
 CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = pytest.mark.e2e
@@ -114,24 +113,6 @@ def _browse(chromium: str, proxy: _Recorder, profile: Path, url: str, *args: str
     ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}"
-    return proc
-
-
-def _tagifai(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAGIFAI_", "MLFLOW_"))}
-    env.update(TAGIFAI_HOME=str(home), DATA_DIR=str(DATA))
-    proc = subprocess.run(
-        [sys.executable, "-m", "tagifai_cli.main", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"tagifai {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        )
     return proc
 
 
