@@ -19,6 +19,7 @@ help:
 	@echo "make benchmark-predict   batch rows/s, warm latency, CLI cold start, the encoder's limit (predict.md)"
 	@echo "make benchmark-overhead  plain library calls vs the kfp.local run (benchmarks/results/overhead.md)"
 	@echo "make bench    every benchmark (about 30 minutes here; docs/benchmarks.md shows the results)"
+	@echo "make ui       the MLflow UI (:5000) and optuna-dashboard (:8080) on the local stores; Ctrl-C stops both (UI_ARGS=...)"
 	@echo "make compile  compile the pipelines to pipelines/compiled/{kubeflow,vertex}/*.yaml"
 	@echo "make images   build every step's image (BASE_IMAGE=... for a base without a registry; images/README.md)"
 	@echo "make kind-up / deploy / kind-down   a local Kubeflow Pipelines on kind (docs/deploy.md)"
@@ -34,6 +35,12 @@ install: $(STAMP)
 run: install
 	$(TAGIFAI) run continual
 
+# tagifai ui: the MLflow UI and optuna-dashboard on $TAGIFAI_HOME's stores (after `make run`); UI_ARGS="--mlflow-port 5001"
+.PHONY: ui
+UI_ARGS ?=
+ui: install
+	$(TAGIFAI) ui $(UI_ARGS)
+
 test: install
 	$(VENV)/bin/pytest -q -m "not docker" $(PYTEST_ARGS)
 
@@ -48,8 +55,10 @@ format: install
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not e2e and not docker" $(PYTEST_ARGS)
 
+# the committed YAML names a fixed tag, not the content tags (which change with the sources): docs/deploy.md
+COMPILED_TAG ?= 0.1.0
 compile: install
-	$(TAGIFAI) compile --target all
+	$(TAGIFAI) compile --target all --tag $(COMPILED_TAG)
 
 test-delivery: install
 	$(VENV)/bin/pytest -q tests/test_compile.py tests/delivery

@@ -1,14 +1,14 @@
 """evaluate: the registered model on held-out data, behavioral tests, the champion gate (promote, wait, reject)."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
+from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
 
 from tagifai.steps import default_image
 
 
 @dsl.component(base_image=default_image("evaluate"), install_kfp_package=False)
 def evaluate(
-    model_uri: str,
+    model: Input[Model],
     test_data: Input[Dataset],
     mlflow_tracking_uri: str,
     model_name: str,
@@ -18,7 +18,9 @@ def evaluate(
     metrics: Output[Metrics],
     promotion_margin: float = -1.0,
 ):
-    """The human gate. ``model_uri`` (the new version) gets the alias ``challenger``, is scored on
+    """The human gate. ``model`` is train's Model artifact: its files are what is scored, and its metadata
+    ``model_uri`` (``models:/<name>/<version>``) names the new version. That version gets the alias
+    ``challenger``, is scored on
     ``test_data`` with the behavioral tests (invariance, directional, minimum functionality), and
     ``<model_name>@champion`` is scored on the same rows. Outcome: ``rejected`` (a behavioral test
     failed, or its f1 does not beat the champion's by ``promotion_margin``; negative: the
@@ -35,10 +37,14 @@ def evaluate(
 
     import pandas as pd
 
+    from tagifai.artifacts import keep_values
     from tagifai.config import get_settings
     from tagifai.workflows import evaluate_and_promote
 
     s = get_settings(home=state_dir, mlflow_tracking_uri=mlflow_tracking_uri, model_name=model_name)
+    model_uri = model.metadata.get("model_uri")
+    if not model_uri:
+        raise ValueError(f"Model artifact {model.uri} names no model_uri (models:/<name>/<version>) in its metadata")
     out = evaluate_and_promote(
         model_uri,
         pd.read_parquet(test_data.path),
@@ -46,6 +52,7 @@ def evaluate(
         s.mlflow_tracking_uri,
         approval=approval or "auto",
         margin=promotion_margin if promotion_margin >= 0 else s.promotion_margin,
+        model_path=model.path,
     )
     Path(report.path).write_text(out.report, encoding="utf-8")
     report.metadata["outcome"] = out.outcome
@@ -56,3 +63,4 @@ def evaluate(
     metrics.log_metric("behavioral_total", len(out.behavioral))
     metrics.log_metric("promoted", int(out.promoted))
     metrics.log_metric("outcome", out.outcome_code)
+    keep_values(metrics)  # a file at every output: kfp.local's cache can reuse this step

@@ -38,6 +38,7 @@ def optimize(
     """
     import pandas as pd
 
+    from tagifai.artifacts import keep_values
     from tagifai.config import get_settings
     from tagifai.workflows import tune, write_json
 
@@ -70,3 +71,4 @@ def optimize(
     for key in ("n_complete", "n_pruned", "n_new_trials"):
         if isinstance(summary.get(key), (int, float)):
             metrics.log_metric(key, summary[key])
+    keep_values(metrics)  # a file at every output: kfp.local's cache can reuse this step

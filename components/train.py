@@ -41,6 +41,7 @@ def train(
 
     import pandas as pd
 
+    from tagifai.artifacts import keep_values
     from tagifai.config import get_settings
     from tagifai.workflows import train_and_register
 
@@ -78,4 +79,5 @@ def train(
                     slice_metrics.log_metric(f"{group}/{name}/{metric}", value)
     out.test_data.to_parquet(test_data.path, index=False)
     test_data.metadata["rows"] = len(out.test_data)
+    keep_values(metrics, confusion_matrix, slice_metrics)  # a file at every output: kfp.local's cache can reuse it
     return namedtuple("TrainOutputs", ["model_uri"])(out.model_uri)

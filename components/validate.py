@@ -14,14 +14,15 @@ from tagifai.steps import default_image
 def validate_table(
     suite: str,
     warehouse: str,
-    table: str,
     upstream: Input[Dataset],
     report: Output[HTML],
     metrics: Output[Metrics],
 ):
-    """Validate the warehouse table ``table`` (``schema.table``) with the Great Expectations suite ``suite``
-    (great_expectations/ in the project). ``upstream`` is the Dataset of the step that wrote the table:
-    it orders this step after that one and records the lineage; its file is not read.
+    """Validate the warehouse table that ``upstream`` names with the Great Expectations suite ``suite``
+    (great_expectations/ in the project). ``upstream`` is the Dataset of the step that wrote the table
+    (sync, transform): its metadata ``warehouse_table`` (``schema.table``) is the table read, so the
+    lineage (this validation of that load) and what is validated are one thing. Its file is not read:
+    the table is (it holds every batch merged so far).
     Writes: ``report`` (the validation rendered as one HTML page) and ``metrics`` (evaluated,
     successful, unsuccessful, success_percent).
     Fails when any expectation fails, naming each failed expectation, its column and sample
@@ -30,14 +31,19 @@ def validate_table(
     """
     from pathlib import Path
 
+    from tagifai.artifacts import keep_values
     from tagifai.config import get_settings
     from tagifai.validation import validate_table as validate_warehouse_table
 
+    table = upstream.metadata.get("warehouse_table")
+    if not table:
+        raise ValueError(f"upstream Dataset {upstream.uri} names no warehouse_table in its metadata: nothing to read")
     settings = get_settings(warehouse=warehouse)
     result = validate_warehouse_table(settings.warehouse, table, suite)
     Path(report.path).write_text(result.html, encoding="utf-8")
     for name, value in result.to_metrics().items():
         metrics.log_metric(name, value)
+    keep_values(metrics)  # a file at every output: kfp.local's cache can reuse this step
     result.raise_for_failures()
 
 
@@ -53,10 +59,12 @@ def validate_dataset(
     """
     from pathlib import Path
 
+    from tagifai.artifacts import keep_values
     from tagifai.validation import validate_parquet
 
     result = validate_parquet(dataset.path, suite, data_name=dataset.metadata.get("table") or dataset.uri)
     Path(report.path).write_text(result.html, encoding="utf-8")
     for name, value in result.to_metrics().items():
         metrics.log_metric(name, value)
+    keep_values(metrics)  # a file at every output: kfp.local's cache can reuse this step
     result.raise_for_failures()

@@ -1,18 +1,30 @@
-"""continual: dataops, the drift report, then mlops, as one pipeline (nested pipelines ordered with .after())."""
+"""continual: dataops, the drift report, then mlops, as one DAG: the artifacts flow from the source batches
+to the evaluated model (transform's Dataset into extract, train's Model into evaluate)."""
 
 from kfp import dsl
 
 from components.drift import drift
-from pipelines import dataops as dataops_pipeline
-from pipelines import forward
-from pipelines import mlops as mlops_pipeline
+from pipelines import dataops, forward, mlops
+from pipelines.notice import notified
 from pipelines.platform import TaskPlan
 
 
+def drift_check(plan: TaskPlan, *, warehouse, mlflow_tracking_uri, model_name, state_dir, retrain_on, after):
+    """Add the drift task after ``after``: the new rows of the curated table against the champion."""
+    checked = drift(
+        warehouse=warehouse,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        model_name=model_name,
+        state_dir=state_dir,
+        retrain_on=retrain_on,
+    ).after(after)
+    checked.set_display_name("drift")
+    plan.configure(checked)
+    return checked
+
+
 def build(plan: TaskPlan):
-    """The continual pipeline: dataops and mlops built with ``plan``, nested and ordered, the drift step between."""
-    dataops = dataops_pipeline.build(plan)
-    mlops = mlops_pipeline.build(plan)
+    """The continual pipeline: the dataops tasks, the drift step, the mlops tasks, built with ``plan``."""
 
     @dsl.pipeline(
         name="continual",
@@ -39,21 +51,12 @@ def build(plan: TaskPlan):
         replay_share: float = -1.0,
         replay_min_per_class: int = -1,
     ):
-        data = dataops(**forward(dataops, locals()))
-        # A report here (a person or a schedule asked for this run, so it retrains whatever it says);
-        # the sensor pipeline branches on it. Before mlops: it compares with the champion before this run
-        # may replace it.
-        checked = drift(
-            warehouse=warehouse,
-            mlflow_tracking_uri=mlflow_tracking_uri,
-            model_name=model_name,
-            state_dir=state_dir,
-            retrain_on="new-data",
-        ).after(data)
-        checked.set_display_name("drift")
-        plan.configure(checked)
-        # mlops starts from the warehouse: no artifact crosses the boundary (kfp.local cannot pass one
-        # into a nested pipeline), only the order.
-        mlops(**forward(mlops, locals())).after(checked)
+        with notified(plan, "continual", **forward(notified, locals())):
+            data = dataops.tasks(plan, **forward(dataops.tasks, locals()))
+            # A report here (a person or a schedule asked for this run, so it retrains whatever it says);
+            # the sensor pipeline branches on it. Before mlops: it compares with the champion before this run
+            # may replace it.
+            checked = drift_check(plan, **forward(drift_check, locals(), retrain_on="new-data", after=data.last))
+            mlops.tasks(plan, **forward(mlops.tasks, locals(), curated=data.curated, after=checked))
 
     return continual

@@ -7,7 +7,7 @@ names. A :class:`TaskPlan` holds both for one target and is what the pipeline fa
 
 - every target: the task's container image (``set_container_image``), from the step table
   (:mod:`tagifai.steps`) by the task's component;
-- ``local`` (``tagifai run``): nothing else; the local runners run the plain components;
+- ``local`` (``tagifai run``): caching only (kfp.local's cache, keyed like KFP's); nothing else;
 - ``kubeflow`` (``tagifai compile``, ``tagifai submit``): caching, retries with backoff, CPU/memory
   requests and limits (plain KFP) plus kfp-kubernetes: ConfigMap and secrets as environment
   variables, secret volumes, PVC mounts, image pull secrets and policy, pod timeouts. The YAML then
@@ -175,7 +175,7 @@ class TaskPlan:
         missing = [s for s in step_table.NAMES if s not in self.images]
         if missing:
             raise ValueError(f"no image for step(s) {', '.join(missing)}")
-        if self.target != "local" and self.settings is None:
+        if self.settings is None:  # local runs take the caching settings from it too
             object.__setattr__(self, "settings", load())
 
     def configure(self, *tasks) -> None:
@@ -183,7 +183,10 @@ class TaskPlan:
         for task in tasks:
             component = task.component_spec.name.replace("-", "_")
             task.set_container_image(self.images[step_table.step_of_component(component).name])
-            if self.target == "local":
+            if self.target == "local":  # kfp.local's cache (tagifai run) follows the same settings
+                caching = self.settings.step(component).caching
+                if caching is not None:
+                    task.set_caching_options(caching)
                 continue
             _apply_kfp(task, self.settings.step(component), self.target)
             if self.target == "kubeflow":

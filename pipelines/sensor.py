@@ -11,18 +11,15 @@ run key).
 
 from kfp import dsl
 
-from components.drift import drift
 from components.sense import advance_watermark, sense
-from pipelines import dataops as dataops_pipeline
-from pipelines import forward
-from pipelines import mlops as mlops_pipeline
+from pipelines import dataops, forward, mlops
+from pipelines.continual import drift_check
+from pipelines.notice import notified
 from pipelines.platform import TaskPlan
 
 
 def build(plan: TaskPlan):
-    """The sensor pipeline: sense, the nested dataops and mlops pipelines, drift and the advance tasks."""
-    dataops = dataops_pipeline.build(plan)
-    mlops = mlops_pipeline.build(plan)
+    """The sensor pipeline: sense, then the dataops, drift and mlops tasks in branches, and the advance tasks."""
 
     @dsl.pipeline(
         name="sensor",
@@ -53,39 +50,32 @@ def build(plan: TaskPlan):
         retrain_on: str = "new-data",
     ):
         """``approval`` defaults to manual: an unattended retraining never replaces the champion by itself."""
-        decided = sense(
-            projects_source=projects_source,
-            warehouse=warehouse,
-            min_new_rows=min_new_rows,
-            max_age_days=max_age_days,
-        )
-        decided.set_display_name("sense")
-        plan.configure(decided)
-        # Conditions on plain outputs: kfp.local 2.17 cannot resolve a NamedTuple field in a condition.
-        with dsl.If(decided.outputs["Output"] == True, name="new-data"):  # noqa: E712 - a KFP condition
-            data = dataops(**forward(dataops, locals()))
-            checked = drift(
+        with notified(plan, "sensor", **forward(notified, locals())):
+            decided = sense(
+                projects_source=projects_source,
                 warehouse=warehouse,
-                mlflow_tracking_uri=mlflow_tracking_uri,
-                model_name=model_name,
-                state_dir=state_dir,
-                retrain_on=retrain_on,
-            ).after(data)
-            checked.set_display_name("drift")
-            plan.configure(checked)
-            with dsl.If(checked.outputs["Output"] == True, name="retrain"):  # noqa: E712
-                trained = mlops(**forward(mlops, locals()))
-                advanced = advance_watermark(
-                    projects_source=projects_source, warehouse=warehouse, decision=decided.outputs["decision"]
-                ).after(trained)
-                advanced.set_display_name("advance-watermark")
-                plan.configure(advanced)
-            # retrain_on=drift and nothing drifted: the batch is loaded and checked, so it counts as seen
-            with dsl.If(checked.outputs["Output"] == False, name="keep-champion"):  # noqa: E712
-                kept = advance_watermark(
-                    projects_source=projects_source, warehouse=warehouse, decision=decided.outputs["decision"]
-                )
-                kept.set_display_name("advance-watermark-no-retrain")
-                plan.configure(kept)
+                min_new_rows=min_new_rows,
+                max_age_days=max_age_days,
+            )
+            decided.set_display_name("sense")
+            plan.configure(decided)
+            # Conditions on plain outputs: kfp.local 2.17 cannot resolve a NamedTuple field in a condition.
+            with dsl.If(decided.outputs["Output"] == True, name="new-data"):  # noqa: E712 - a KFP condition
+                data = dataops.tasks(plan, **forward(dataops.tasks, locals()))
+                checked = drift_check(plan, **forward(drift_check, locals(), after=data.last))
+                with dsl.If(checked.outputs["Output"] == True, name="retrain"):  # noqa: E712
+                    trained = mlops.tasks(plan, **forward(mlops.tasks, locals(), curated=data.curated, after=checked))
+                    advanced = advance_watermark(
+                        projects_source=projects_source, warehouse=warehouse, decision=decided.outputs["decision"]
+                    ).after(trained)
+                    advanced.set_display_name("advance-watermark")
+                    plan.configure(advanced)
+                # retrain_on=drift and nothing drifted: the batch is loaded and checked, so it counts as seen
+                with dsl.If(checked.outputs["Output"] == False, name="keep-champion"):  # noqa: E712
+                    kept = advance_watermark(
+                        projects_source=projects_source, warehouse=warehouse, decision=decided.outputs["decision"]
+                    )
+                    kept.set_display_name("advance-watermark-no-retrain")
+                    plan.configure(kept)
 
     return sensor

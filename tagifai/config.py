@@ -13,8 +13,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tagifai import __version__
-
 #: The repository root when running from a checkout (``pip install -e .``) or from an image that
 #: copies the project to a folder; overridable with TAGIFAI_PROJECT_DIR.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +120,11 @@ class Settings(BaseSettings):
     )
     # --- images and compiled pipelines
     registry: str = Field(default="localhost:5000", description="image registry prefix")
-    image_tag: str = Field(default=__version__, description="image tag")
+    image_tag: str = Field(
+        default="",
+        description="image tag of every step image (default: each image's content tag c-<12 hex>, "
+        "a hash of the files that go into it)",
+    )
     images: dict[str, str] = Field(
         default={}, description='images of single steps, as JSON: {"train": "REGISTRY/tagifai-train@sha256:..."}'
     )
@@ -152,6 +154,18 @@ class Settings(BaseSettings):
     vertex_pipeline_root: str = Field(default="", description="gs://BUCKET/PATH for the runs' artifacts")
     vertex_service_account: str = Field(default="", description="service account the pipeline runs as")
     vertex_api_endpoint: str = Field(default="", description="Vertex AI API endpoint (default: the region's)")
+    # --- failure notices (the notify exit task; docs/deploy.md "Failure notices")
+    notify_webhook_file: str = Field(
+        default="/var/secrets/notify/webhook-url",
+        description="file holding the notify webhook URL (a mounted Kubernetes Secret; a missing file: none)",
+    )
+    notify_webhook_url: SecretStr = Field(
+        default=SecretStr(""), description="the notify webhook URL, when no file holds it (secret)"
+    )
+    notify_webhook_secret: str = Field(
+        default="",
+        description="Secret Manager version holding the webhook URL: projects/P/secrets/S/versions/latest (Vertex AI)",
+    )
 
     def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
         self.home = Path(self.home).expanduser().resolve()

@@ -33,6 +33,7 @@ def extract_table(
     out_path: str | Path,
     policy: CompositionPolicy | None = None,
     seed: int = 42,
+    expected_hash: str = "",
 ) -> dict:
     """Write ``table`` composed by ``policy`` (None: ``full``, the whole table) to ``out_path`` as Parquet
     (rows sorted by id) and return its metadata: ``table``, ``rows``, ``columns``, ``content_hash``,
@@ -40,8 +41,17 @@ def extract_table(
     (:func:`tagifai.compose.compose`; ``seed`` draws the replay sample of ``window``).
 
     The file appears whole or not at all. An empty window is a ValueError naming the table.
+    ``expected_hash``: the :func:`content_hash` the whole table had when the step that built it described
+    it (its Dataset's metadata); a table that changed since (another run wrote it) is a ValueError, so the
+    rows written are the ones the lineage names.
     """
-    df, composition = compose(read_table(warehouse_uri, table), policy, seed, table=table)
+    whole = read_table(warehouse_uri, table)
+    if expected_hash and (now := content_hash(whole)) != expected_hash:
+        raise ValueError(
+            f"{table} changed since the step that built it described it (content hash {expected_hash[:12]}... "
+            f"then, {now[:12]}... now): another run wrote the warehouse meanwhile; run again"
+        )
+    df, composition = compose(whole, policy, seed, table=table)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")

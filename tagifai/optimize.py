@@ -376,6 +376,32 @@ class Objective:
         return scores, False
 
 
+class TrialProgress:
+    """An Optuna callback: after each trial, one progress line on stdout, flushed, that ``tagifai run``
+    shows live (the line contract: ``tagifai_cli/progress.py``)::
+
+        tagifai-progress optimize trial <finished>/<num_trials> best_f1=<best value>
+
+    ``finished``: the study's finished (complete + pruned) trials, earlier calls' included, out of the
+    ``num_trials`` it should hold; ``best_f1`` is left out until a trial has completed."""
+
+    def __init__(self, num_trials: int, states: tuple[Any, ...], stream: Any = None):
+        self.num_trials = num_trials
+        self.states = states
+        self.stream = stream
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        import sys
+
+        done = len(study.get_trials(deepcopy=False, states=self.states))
+        line = f"tagifai-progress optimize trial {done}/{self.num_trials}"
+        try:
+            line += f" best_f1={study.best_value:.4f}"
+        except ValueError:  # no completed trial yet
+            pass
+        print(line, file=self.stream or sys.stdout, flush=True)
+
+
 def _load_study(
     storage: str | Any | None,
     study_name: str,
@@ -477,8 +503,11 @@ def optimize(
     remaining = max(0, num_trials - done)
     with tracker.run(f"optimize-{study_name}") if remaining else contextlib.nullcontext():
         if remaining:
-            callback = optuna.study.MaxTrialsCallback(num_trials, states=finished_states)
-            study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=[callback], catch=())
+            callbacks = [
+                optuna.study.MaxTrialsCallback(num_trials, states=finished_states),
+                TrialProgress(num_trials, finished_states),  # the live progress of `tagifai run`
+            ]
+            study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=callbacks, catch=())
         summary = _summary(
             study,
             len(study.get_trials(deepcopy=False, states=finished_states)) - done,

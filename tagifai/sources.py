@@ -85,6 +85,37 @@ def read_raw(uri: str, fmt: str | None = None) -> pd.DataFrame:
         raise SourceError(f"{uri}: could not read as {fmt}: {type(exc).__name__}: {exc}") from exc
 
 
+def fingerprint(uri: str, chunk: int = 1 << 20) -> str:
+    """``sha256:<hex>`` of a source's bytes, as stored (a local path, file://, http(s):// or gs://).
+
+    What the pipelines key their caches on: the same bytes give the same fingerprint, so a run on an
+    unchanged source reuses the steps after it (docs/deploy.md, "Caching"). It reads the bytes only (no
+    parsing), so a malformed source still gets one; reading it is :func:`read_raw`'s job.
+    """
+    import hashlib
+
+    scheme = urlparse(uri).scheme if "://" in uri else ""
+    path = urlparse(uri).path if scheme == "file" else uri
+    digest = hashlib.sha256()
+    try:
+        if scheme in ("", "file"):
+            if not Path(path).is_file():
+                raise SourceError(f"{uri}: no such file")
+            opened = open(path, "rb")  # noqa: SIM115  (closed by the with below)
+        else:
+            import fsspec  # http(s):// and gs:// (gcsfs), with the credentials of the environment
+
+            opened = fsspec.open(uri, "rb").open()
+        with opened as fh:
+            while block := fh.read(chunk):
+                digest.update(block)
+    except SourceError:
+        raise
+    except Exception as exc:  # urllib/aiohttp/gcsfs raise many kinds; name the source once
+        raise SourceError(f"{uri}: could not read its bytes: {type(exc).__name__}: {exc}") from exc
+    return f"sha256:{digest.hexdigest()}"
+
+
 def _sniff_separator(path: str) -> str:
     """The separator of a local CSV: the one of :data:`CSV_SEPARATORS` that its header line holds most
     often (a comma when none is there, or the file is compressed)."""

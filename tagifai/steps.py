@@ -92,6 +92,7 @@ STEPS: tuple[Step, ...] = (
         extra="sync",
         description="extract-and-load of a source into the warehouse (dlt)",
         components=(
+            Component("fingerprint"),
             Component("sync", shows=(Show("rows/raw.{table}", artifact="dataset", field="rows_after", as_int=True),)),
         ),
     ),
@@ -192,6 +193,20 @@ STEPS: tuple[Step, ...] = (
                 ),
             ),
             Component("advance_watermark"),
+        ),
+    ),
+    Step(
+        "notify",
+        extra="notify",
+        description="the exit task of every pipeline: a run summary, posted to a webhook (google-cloud-secret-manager)",
+        components=(
+            Component(
+                "notify",
+                shows=(
+                    Show("notify_status", artifact="summary", field="status"),
+                    Show("notify_webhook", artifact="summary", field="webhook"),
+                ),
+            ),
         ),
     ),
 )

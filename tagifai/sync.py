@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tagifai.sources import PRIMARY_KEY, SCHEMAS, read_source
+from tagifai.sources import PRIMARY_KEY, SCHEMAS, SourceError, fingerprint, read_source
 from tagifai.warehouse import RAW_SCHEMA, parse_warehouse
 
 _DLT_TYPES = {"int": "bigint", "timestamp": "timestamp", "string": "text"}
@@ -39,6 +39,7 @@ class SyncResult:
     rows_before: int
     rows_after: int
     seconds: float
+    fingerprint: str = ""  # sha256 of the source's bytes, when the caller gave the one it expects
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,12 +103,21 @@ def sync(
     state_dir: Path,
     fmt: str | None = None,
     snapshot: str | Path | None = None,
+    expected_fingerprint: str = "",
 ) -> SyncResult:
     """Read, conform and load one source. Raises SourceError (bad input) before touching the warehouse.
 
     ``snapshot``: where to write the conformed batch as Parquet (the step's Dataset artifact).
+    ``expected_fingerprint``: the :func:`tagifai.sources.fingerprint` the source had when the run keyed its
+    cache on it; a source that changed since is a SourceError (a later run on those bytes would otherwise
+    reuse this load under the old key).
     """
     start = time.perf_counter()
+    if expected_fingerprint and (now := fingerprint(source_uri)) != expected_fingerprint:
+        raise SourceError(
+            f"{source_uri}: changed since this run took its fingerprint ({expected_fingerprint[:19]}... then, "
+            f"{now[:19]}... now); nothing was loaded: run again"
+        )
     df = read_source(source_uri, table, fmt)
     if snapshot:
         Path(snapshot).parent.mkdir(parents=True, exist_ok=True)
@@ -115,5 +125,8 @@ def sync(
     wh = parse_warehouse(warehouse_uri)
     before = wh.count_rows(table, RAW_SCHEMA)
     load_dataframe(df, table, warehouse_uri, Path(state_dir) / "dlt")
+    # one progress line that `tagifai run` shows live (the line contract: tagifai_cli/progress.py)
+    print(f"tagifai-progress sync rows {len(df)}", flush=True)
     after = wh.count_rows(table, RAW_SCHEMA)
-    return SyncResult(table, source_uri, len(df), before, after, round(time.perf_counter() - start, 3))
+    seconds = round(time.perf_counter() - start, 3)
+    return SyncResult(table, source_uri, len(df), before, after, seconds, expected_fingerprint)

@@ -207,6 +207,44 @@ def run_dbt(
     return _invoke(args, command, warehouse, state_root / "logs")
 
 
+def generate_docs(
+    warehouse_uri: str | None = None,
+    project_dir: Path | None = None,
+    target: str | None = None,
+    state_dir: Path | None = None,
+    output: Path | None = None,
+) -> Path:
+    """dbt's documentation site of the project as one self-contained page; its path.
+
+    Runs ``dbt docs generate --static`` with :func:`run_dbt` (same profile, target, environment and state
+    folder), which reads the warehouse's catalog (columns and types of the built tables) and writes
+    ``target/static_index.html`` (the manifest and catalog inlined); copies it to ``output`` (default
+    ``settings.home / "dbt-docs" / "index.html"``). Raises :class:`TransformError` when the warehouse does
+    not exist or dbt fails.
+    """
+    import shutil
+
+    from tagifai.config import get_settings
+
+    settings = get_settings() if None in (warehouse_uri, state_dir, output) else None
+    warehouse = parse_warehouse(warehouse_uri or settings.warehouse)
+    if (problem := warehouse.missing()) is not None:
+        raise TransformError(f"dbt docs need the built warehouse: {problem}")
+    target = target or warehouse.dbt_target
+    state_dir = Path(state_dir or settings.home / "dbt")
+    report = run_dbt("docs generate --static", warehouse.uri, project_dir, target, state_dir)
+    report.raise_for_failures()
+    page = state_dir.expanduser().resolve() / target / "target" / "static_index.html"
+    if not page.is_file():
+        raise TransformError(f"dbt docs generate --static wrote no {page}")
+    output = Path(output or settings.home / "dbt-docs" / "index.html")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    shutil.copyfile(page, tmp)
+    os.replace(tmp, output)
+    return output
+
+
 def _invoke(args: list[str], command: str, warehouse: Warehouse, log_dir: Path) -> DbtReport:
     """Run dbt's programmatic runner with the warehouse's profile variables; its outcome as a report."""
     started = time.perf_counter()

@@ -258,6 +258,7 @@ def evaluate_and_promote(
     promote: bool = True,
     approval: str = "auto",
     margin: float = DEFAULT_MARGIN,
+    model_path: str | None = None,
 ) -> EvaluationOutcome:
     """The gate: the new version (``model_uri``, ``models:/<name>/<version>``) gets the alias
     ``challenger``, is scored on ``test_data`` with the behavioral tests, and the champion is scored on
@@ -267,6 +268,9 @@ def evaluate_and_promote(
     - ``pending-approval``: it keeps ``challenger`` until ``tagifai models approve`` (``approval="manual"``,
       or ``promote=False``);
     - ``rejected``: a behavioral test failed, or its f1 is below the champion's plus ``margin``.
+
+    ``model_path``: the model's files as train wrote them (a pipeline's Model artifact), scored instead of
+    a download from the registry; ``model_uri`` still names the version the aliases move to.
 
     Never raises for a bad challenger: the outcome, its reason and the scores go to the version's tags
     (``tagifai.decision``, ``tagifai.decision_reason``, ``tagifai.eval_f1``) and to the report. Every alias
@@ -280,7 +284,7 @@ def evaluate_and_promote(
     registry = Registry(model_name, tracking_uri)
     if version.isdigit() and registry.alias_version(CHALLENGER) != int(version):
         registry.move_alias(CHALLENGER, version, f"new version to evaluate ({model_uri})", action="challenger")
-    model = load_model(model_uri, tracking_uri=tracking_uri)
+    model = load_model(model_path or model_uri, tracking_uri=tracking_uri)
     metrics = evaluate_model(model, test_data)
     behavioral = run_behavioral_tests(model)
     champion_version = registry.alias_version(CHAMPION)

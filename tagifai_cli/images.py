@@ -1,7 +1,8 @@
 """Build, push and list the step images with the Docker SDK for Python (the ``docker`` package).
 
 Every step of the step table (:mod:`tagifai.steps`) has its own image, ``<registry>/tagifai-<step>:<tag>``
-(registry and tag from settings: TAGIFAI_REGISTRY, TAGIFAI_IMAGE_TAG), built from the one parameterized
+(registry from TAGIFAI_REGISTRY; tag from ``--tag`` or TAGIFAI_IMAGE_TAG, else the image's content tag
+``c-<12 hex>``, a hash of the files that go into it: :func:`content_tags`), built from the one parameterized
 ``images/step.Dockerfile`` (build arguments ``STEP`` and ``SHARED_LOCK``) on top of a shared base,
 ``<registry>/tagifai-base:<tag>`` (``images/base.Dockerfile``: Python, the venv with the core dependencies
 and kfp, the non-root user). ``BASE_IMAGE`` (default ``python:3.11-slim``) is what the shared base starts
@@ -27,6 +28,7 @@ but the standard library and :mod:`tagifai.steps` at the top, so lock.sh can use
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -76,6 +78,7 @@ _EXCLUDED_DIRS = {
     "compiled",
 }
 _EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
+TAG_HELP = "image tag for every image (TAGIFAI_IMAGE_TAG; default: each image's content tag c-<hash>)"
 
 
 class ImageError(RuntimeError):
@@ -111,19 +114,33 @@ class BuildSpec:
 
 
 def registry_and_tag(registry: str | None = None, tag: str | None = None) -> tuple[str, str]:
-    """The registry and tag from settings (TAGIFAI_REGISTRY, TAGIFAI_IMAGE_TAG), with overrides."""
+    """The registry and the explicit tag from settings (TAGIFAI_REGISTRY, TAGIFAI_IMAGE_TAG), with overrides.
+
+    The tag is ``""`` when none is given: each image then gets its content tag (:func:`image_tags`).
+    """
     from tagifai.config import get_settings
 
     settings = get_settings(registry=registry, image_tag=tag)
     return settings.registry.rstrip("/"), settings.image_tag
 
 
+def image_names(
+    names: list[str] | None = None,
+    registry: str | None = None,
+    tag: str | None = None,
+    *,
+    root: Path = ROOT,
+) -> dict[str, str]:
+    """name -> ``<registry>/tagifai-<name>:<tag>`` of steps (or "base"; default every step), the tags computed once."""
+    names = list(names or step_table.NAMES)
+    reg, explicit = registry_and_tag(registry, tag)
+    tags = image_tags(names, explicit, root=root)
+    return {n: f"{reg}/tagifai-base:{tags[n]}" if n == "base" else step_table.get(n).image(reg, tags[n]) for n in names}
+
+
 def image_name(name: str, registry: str | None = None, tag: str | None = None) -> str:
     """``<registry>/tagifai-<name>:<tag>`` of a step (or "base"); the name the components are compiled with."""
-    reg, t = registry_and_tag(registry, tag)
-    if name == "base":
-        return f"{reg}/tagifai-base:{t}"
-    return step_table.get(name).image(reg, t)
+    return image_names([name], registry, tag)[name]
 
 
 def base_name(registry: str | None = None, tag: str | None = None) -> str:
@@ -172,27 +189,32 @@ def plan(
     base_image: str | None = None,
     registry: str | None = None,
     tag: str | None = None,
+    root: Path = ROOT,
 ) -> list[BuildSpec]:
     """What :func:`build` builds, in order: the shared base, then one image per step of ``names`` (default all).
 
     Every step image comes from :data:`STEP_DOCKERFILE` with ``STEP=<step>`` and ``SHARED_LOCK=<its shared
-    lock>`` (``none`` when it has none), on top of the shared base (``TAGIFAI_BASE``).
+    lock>`` (``none`` when it has none), on top of the shared base (``TAGIFAI_BASE``). Each image is tagged
+    ``tag`` (else TAGIFAI_IMAGE_TAG), else with its own content tag (:func:`content_tags`).
     """
     steps = _steps(names)
     base_image = base_image or default_base_image()
-    reg, t = registry_and_tag(registry, tag)
-    base = base_name(reg, t)
-    labels = {"org.opencontainers.image.version": t, "org.tagifai.base-image": base_image}
-    specs = [BuildSpec("base", BASE_DOCKERFILE, base, {"BASE_IMAGE": base_image}, dict(labels))]
+    names_ = image_names(["base", *steps], registry, tag, root=root)
+    base = names_["base"]
+
+    def labels(image: str) -> dict[str, str]:
+        return {"org.opencontainers.image.version": image.rpartition(":")[2], "org.tagifai.base-image": base_image}
+
+    specs = [BuildSpec("base", BASE_DOCKERFILE, base, {"BASE_IMAGE": base_image}, labels(base))]
     for name in steps:
         step = step_table.get(name)
         specs.append(
             BuildSpec(
                 name,
                 STEP_DOCKERFILE,
-                step.image(reg, t),
+                names_[name],
                 {"TAGIFAI_BASE": base, "STEP": name, "SHARED_LOCK": step.shared_lock or NO_SHARED_LOCK},
-                {**labels, STEP_LABEL: name},
+                {**labels(names_[name]), STEP_LABEL: name},
             )
         )
     return specs
@@ -294,6 +316,83 @@ def build_context(root: Path = ROOT) -> io.BytesIO:
 
 
 # ------------------------------------------------------------------------------------------------
+# content tags: the default tag of each image is a hash of what goes into it
+
+
+#: A content tag: this prefix and the first hex digits of the sha256 of the image's inputs.
+CONTENT_TAG_PREFIX = "c-"
+CONTENT_TAG_DIGITS = 12
+#: What the shared base's image holds from the context (images/base.Dockerfile's COPY lines).
+BASE_INPUTS = (
+    BASE_DOCKERFILE,
+    "images/pip-install.sh",
+    "images/requirements/build.txt",
+    "images/requirements/base.txt",
+)
+#: The project files every step image copies (images/step.Dockerfile); the rest of images/ is not in it.
+PROJECT_PATHS = tuple(p for p in CONTEXT_PATHS if p != "images")
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file's bytes and its executable bit (the build context keeps the mode)."""
+    digest = hashlib.sha256(b"x" if os.access(path, os.X_OK) else b"-")
+    with open(path, "rb") as fh:
+        digest.update(fh.read())
+    return digest.hexdigest()
+
+
+def _tag_of(parts: list[str]) -> str:
+    return CONTENT_TAG_PREFIX + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:CONTENT_TAG_DIGITS]
+
+
+def content_tags(names: list[str] | None = None, *, root: Path = ROOT) -> dict[str, str]:
+    """name -> ``c-<12 hex>`` of the shared base ("base") and of steps ``names`` (default every step).
+
+    The hash of what goes into each image, read from the files (no engine, standard library only): the
+    base's from :data:`BASE_INPUTS` and the default base image reference (:data:`DEFAULT_BASE_IMAGE`); a
+    step's from the base's tag, images/step.Dockerfile, its lock, its shared lock and the project files of
+    the build context (:data:`PROJECT_PATHS`, with the context's exclusions: no __pycache__, no
+    pipelines/compiled). Each file counts with its path, its bytes and its executable bit. A file outside
+    an image (tests, docs, images/README.md, another step's lock) leaves its tag as it is.
+
+    A base chosen at build time (``--base-image``, ``--debootstrap``, BASE_IMAGE) is not part of the tag:
+    ``tagifai compile``, ``submit`` and ``run --runner docker`` compute the same tags without that flag and
+    must name the images the build made. To keep builds from two bases apart, give them a ``--tag``.
+    """
+    steps = _steps(names)
+    cache: dict[str, str] = {}
+
+    def entry(rel: str) -> str:
+        if rel not in cache:
+            path = root / rel
+            cache[rel] = f"{rel} {_file_digest(path) if path.is_file() else 'missing'}"
+        return cache[rel]
+
+    base = _tag_of(["base", f"BASE_IMAGE={DEFAULT_BASE_IMAGE}", *(entry(f) for f in BASE_INPUTS)])
+    project = [str(rel) for rel in _context_files(root) if rel.parts[0] in PROJECT_PATHS]
+    tags = {"base": base}
+    for name in steps:
+        shared = step_table.get(name).shared_lock
+        locks = [f"images/requirements/{lock}.txt" for lock in (shared, name) if lock]
+        inputs = [STEP_DOCKERFILE, *locks, *project]
+        tags[name] = _tag_of(
+            [f"step {name}", f"TAGIFAI_BASE=tagifai-base:{base}", f"SHARED_LOCK={shared or NO_SHARED_LOCK}"]
+            + [entry(f) for f in inputs]
+        )
+    return tags
+
+
+def image_tags(names: list[str] | None = None, tag: str | None = None, *, root: Path = ROOT) -> dict[str, str]:
+    """name -> the tag of each image of ``names`` (steps or "base"; default every step): ``tag`` for every one
+    when given (``--tag``, TAGIFAI_IMAGE_TAG), else each one's content tag (:func:`content_tags`)."""
+    names = list(names or step_table.NAMES)
+    if tag:
+        return dict.fromkeys(names, tag)
+    tags = content_tags([n for n in names if n != "base"] or None, root=root)
+    return {n: tags[n] for n in names}
+
+
+# ------------------------------------------------------------------------------------------------
 # build
 
 
@@ -384,7 +483,7 @@ def build(
     ``base_image`` (default BASE_IMAGE, else python:3.11-slim) must exist locally or be pullable by
     the engine; the shared base is rebuilt (from cache when nothing changed) before the steps.
     """
-    specs = plan(names, base_image=base_image, registry=registry, tag=tag)
+    specs = plan(names, base_image=base_image, registry=registry, tag=tag, root=root)
     base_image = specs[0].buildargs["BASE_IMAGE"]
     c = client()
     try:
@@ -439,12 +538,14 @@ def build_debootstrap_base(name: str = DEBOOTSTRAP_BASE_IMAGE, force: bool = Fal
 def push(
     names: list[str] | None = None, *, registry: str | None = None, tag: str | None = None, out=sys.stdout
 ) -> dict[str, str]:
-    """Push the step images to their registry. Returns image -> ``<repository>@sha256:...``."""
+    """Push the step images (their content tags, or ``tag``) to their registry. Returns image ->
+    ``<repository>@sha256:...``."""
     steps = _steps(names)
+    images = image_names(steps, registry, tag)
     c = client()
     digests: dict[str, str] = {}
     for step in steps:
-        image = image_name(step, registry, tag)
+        image = images[step]
         repository, _, t = image.rpartition(":")
         start = time.perf_counter()
         digest = ""
@@ -464,7 +565,8 @@ def push(
 def pushed_reference(step: str, registry: str | None = None, tag: str | None = None) -> str | None:
     """``<registry>/tagifai-<step>@sha256:...`` when the engine knows a pushed digest of the image, else None.
 
-    For compiling against digests (``tagifai compile``) after ``make push``; needs the engine.
+    The image is ``<registry>/tagifai-<step>:<tag>`` (no tag: its content tag, what ``tagifai images build``
+    made from these sources). For compiling against digests (``--by-digest``) after ``make push``; needs the engine.
     """
     image = image_name(step, registry, tag)
     repository = image.rpartition(":")[0]
@@ -480,8 +582,7 @@ def list_images(registry: str | None = None, tag: str | None = None) -> list[dic
     c = client()
     rows = []
     base_size = None
-    for name in ("base", *step_table.NAMES):
-        image = image_name(name, registry, tag)
+    for name, image in image_names(["base", *step_table.NAMES], registry, tag).items():
         try:
             img = c.images.get(image)
         except Exception:
@@ -575,7 +676,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     def names_flags(p: argparse.ArgumentParser, help_text: str) -> None:
         p.add_argument("steps", nargs="*", metavar="STEP", help=help_text)
         p.add_argument("--registry", help="image registry (TAGIFAI_REGISTRY)")
-        p.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
+        p.add_argument("--tag", help=TAG_HELP)
 
     b = sub.add_parser("build", help="build the shared base and the step images")
     names_flags(b, f"default: all of {names}")
@@ -596,7 +697,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list the images with their sizes")
     ls.add_argument("--registry", help="image registry (TAGIFAI_REGISTRY)")
-    ls.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
+    ls.add_argument("--tag", help=TAG_HELP)
     ls.set_defaults(func=cmd_list)
 
     base = sub.add_parser(

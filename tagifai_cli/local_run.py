@@ -5,7 +5,8 @@ runner is chosen here (:func:`run_local`: kfp.local's SubprocessRunner, or its D
 :func:`tagifai_cli.docker_run.session`), and this is the one place that writes ``last_run.json``. The
 pipeline runs exactly as compiled (each step a separate process, artifacts in the local artifact store under
 ``$TAGIFAI_HOME/runs``); this module only watches kfp's log for task starts and ends, keeps the full
-log in a file, shows one line per step, and reads the artifacts' metadata back for the summary.
+log in a file, shows the steps as they run (:mod:`tagifai_cli.progress`), and reads the artifacts' metadata
+back for the summary (a cached step's from the earlier run that made them).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import datetime as dt
 import io
 import json
+import logging
 import re
 import sys
 import time
@@ -25,6 +27,7 @@ from pathlib import Path
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '([^']+)'")
 _END = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_CACHED = re.compile(r"Task '([^']+)' cache hit \(key=(\w+)\)")  # written by _cache_hits_to
 #: Training arguments that the study does not search (left out of the printed summary, kept in the JSON).
 _FIXED_ARGS = {
     "accepted_tags",
@@ -49,16 +52,23 @@ class StepEvent:
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
     error: str | None = None
+    cache_key: str = ""  # a cached task's key prefix in kfp.local's cache (status "cached")
 
 
 class _ProgressTee(io.TextIOBase):
-    """Takes kfp's stdout: writes it all to a log file, prints one progress line per finished step."""
+    """Takes kfp's stdout: writes it all to a log file, and tells a display (:mod:`tagifai_cli.progress`)
+    when a step starts, reports progress (a ``tagifai-progress`` line) and finishes. Call :meth:`stop`
+    when the run is over (it ends the live display on a terminal)."""
 
-    def __init__(self, log_file, terminal, quiet: bool = False, names: dict[str, str] | None = None):
+    def __init__(self, log_file, terminal, quiet: bool = False, names: dict[str, str] | None = None, display=None):
         self.names = names or {}
         self.log_file = log_file
         self.terminal = terminal
         self.quiet = quiet
+        from tagifai_cli.progress import make_display, parse_progress
+
+        self.display = display if display is not None else make_display(terminal, quiet)
+        self._parse_progress = parse_progress
         self.steps: list[StepEvent] = []
         self._buffer = ""
         self._last_error: str | None = None
@@ -79,13 +89,14 @@ class _ProgressTee(io.TextIOBase):
         self.log_file.flush()
         self.terminal.flush()
 
+    def stop(self) -> None:
+        self.display.stop()
+
     def _line(self, line: str) -> None:
         if match := _START.search(line):
             self.steps.append(StepEvent(match.group(1), label=self.names.get(match.group(1), match.group(1))))
             self._last_error = None
-            if not self.quiet and self.terminal.isatty():
-                self.terminal.write(f"  ...    {self.steps[-1].label}\r")
-                self.terminal.flush()
+            self.display.start(self.steps[-1].name, self.steps[-1].label)
         elif match := _END.search(line):
             step = next((s for s in reversed(self.steps) if s.name == match.group(1)), None)
             if step is None:
@@ -94,14 +105,16 @@ class _ProgressTee(io.TextIOBase):
             step.seconds = round(time.perf_counter() - step.started, 2)
             if step.status == "failed":
                 step.error = self._last_error
-            if not self.quiet:
-                if self.terminal.isatty():
-                    self.terminal.write("\r\x1b[K")
-                mark = "ok " if step.status == "succeeded" else "FAILED"
-                self.terminal.write(f"  {mark:6} {step.label:<28} {step.seconds:7.1f} s\n")
-                if step.error:
-                    self.terminal.write("         " + step.error.replace("\n", "\n         ") + "\n")
-                self.terminal.flush()
+            self.display.finish(step.name, step.label, step.seconds, step.status == "succeeded", step.error)
+        elif match := _CACHED.search(line):
+            label = self.names.get(match.group(1), match.group(1))
+            self.steps.append(StepEvent(match.group(1), label=label, status="cached", cache_key=match.group(2)))
+            self.display.cached(match.group(1), label)
+        elif (progress := self._parse_progress(line)) is not None:
+            # it belongs to the step that started last and is still running (kfp.local runs one at a time)
+            step = next((s for s in reversed(self.steps) if s.status == "RUNNING"), None)
+            if step is not None:
+                self.display.update(step.name, progress.text())
         elif match := _ERROR.match(line.strip()):
             if match.group(1) not in ("RuntimeError",) or self._last_error is None:
                 self._last_error = f"{match.group(1)}: {match.group(2)}"
@@ -112,10 +125,11 @@ class _ProgressTee(io.TextIOBase):
             self._detail_lines += 1
 
 
-def _read_task_outputs(run_dir: Path) -> dict[str, dict]:
-    """task name -> {"artifacts": {name: metadata}, "parameters": {name: value}} from executor_output.json."""
+def _read_task_outputs(run_dir: Path, only: str = "*") -> dict[str, dict]:
+    """task name -> {"artifacts": {name: metadata}, "parameters": {name: value}} from executor_output.json
+    (of the task folders named ``only``, a glob)."""
     outputs: dict[str, dict] = {}
-    for path in sorted(run_dir.glob("*/executor_output.json")):
+    for path in sorted(run_dir.glob(f"{only}/executor_output.json")):
         data = json.loads(path.read_text())
         arts = {
             name: (group.get("artifacts") or [{}])[0].get("metadata", {})
@@ -143,12 +157,24 @@ def _shown(show, out: dict):
     return int(value) if show.as_int and value is not None else value
 
 
-def summarise(pipeline: str, status: str, steps: list[StepEvent], run_dir: Path | None, seconds: float) -> dict:
+def summarise(
+    pipeline: str,
+    status: str,
+    steps: list[StepEvent],
+    run_dir: Path | None,
+    seconds: float,
+    cached: dict[str, Path] | None = None,
+) -> dict:
     """The run summary: the steps as they ran, and what each component's :class:`tagifai.steps.Show` entries
-    take from its tasks' outputs (the step table says what every step contributes)."""
+    take from its tasks' outputs (the step table says what every step contributes). ``cached``: task key ->
+    the folder of the earlier run whose outputs a cached task reused (read like this run's own)."""
     from tagifai import steps as step_table
 
+    cached = cached or {}
     outputs = _read_task_outputs(run_dir) if run_dir else {}
+    for key, folder in cached.items():
+        for out in _read_task_outputs(folder.parent, only=folder.name).values():  # one folder: one task
+            outputs[key] = out
     summary: dict = {
         "pipeline": pipeline,
         "status": status,
@@ -162,6 +188,7 @@ def summarise(pipeline: str, status: str, steps: list[StepEvent], run_dir: Path 
                 "status": s.status,
                 "seconds": s.seconds,
                 **({"error": s.error} if s.error else {}),
+                **({"dir": str(cached[s.name])} if s.name in cached else {}),
             }
             for s in steps
         ],
@@ -245,13 +272,16 @@ def run_local(
     quiet: bool = False,
     images: dict[str, str] | None = None,
     wait: float = 0,
+    cache: bool = True,
 ) -> dict:
     """Run one of the pipelines (dataops, mlops, continual) on this machine; write and return the summary.
 
     ``runner``: ``subprocess`` (every step a process of this Python) or ``docker`` (every step in its
     image: ``images``, step -> image, default the settings' registry and tag). The whole run holds the
     state folder ``home`` (:mod:`tagifai_cli.statelock`): a second run on it fails at once naming this one,
-    or waits up to ``wait`` seconds.
+    or waits up to ``wait`` seconds. ``cache``: reuse the outputs of tasks run before with the same inputs
+    (kfp.local's cache under ``home/runs/.kfp_cache``, the steps pipelines/platform.yaml caches; a reused
+    task is ``cached`` in the summary, its outputs read from the run that made them).
     """
     from kfp import local
 
@@ -264,13 +294,22 @@ def run_local(
     with state_lock(home, wait):
         if runner == "subprocess":
             summary = _execute(
-                pipeline, pipeline_name, arguments, home, local.SubprocessRunner(use_venv=False), "subprocess", quiet
+                pipeline,
+                pipeline_name,
+                arguments,
+                home,
+                local.SubprocessRunner(use_venv=False),
+                "subprocess",
+                quiet,
+                cache,
             )
         else:
             from tagifai_cli import docker_run
 
             with docker_run.session(pipeline, arguments, home, quiet=quiet) as docker:
-                summary = _execute(pipeline, pipeline_name, docker.arguments, home, docker.runner, "docker", quiet)
+                summary = _execute(
+                    pipeline, pipeline_name, docker.arguments, home, docker.runner, "docker", quiet, cache
+                )
                 summary.update(docker.report())
         from tagifai_cli.report import write_run_report  # the run's HTML report (never fails the run)
 
@@ -280,7 +319,7 @@ def run_local(
 
 
 def _execute(
-    pipeline, pipeline_name: str, arguments: dict, home: Path, kfp_runner, runner_name: str, quiet: bool
+    pipeline, pipeline_name: str, arguments: dict, home: Path, kfp_runner, runner_name: str, quiet: bool, cache: bool
 ) -> dict:
     """Run the built ``pipeline`` with ``kfp_runner``, showing progress; the summary."""
     from kfp import local
@@ -291,8 +330,9 @@ def _execute(
         runner=kfp_runner,
         pipeline_root=str(root),
         raise_on_error=True,
-        # No kfp caching: it keys on parameters, and the same source URI or warehouse can hold new data.
-        enable_caching=False,
+        # Keyed like KFP's (component, parameters, input artifacts); sync's key is the source's fingerprint,
+        # so only unchanged bytes reuse anything (pipelines/platform.yaml says which steps are cached).
+        enable_caching=cache,
     )
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     log_path = home / "logs" / f"{pipeline_name}-{stamp}.log"
@@ -306,7 +346,7 @@ def _execute(
     with open(log_path, "w", encoding="utf-8") as log_file:
         tee = _ProgressTee(log_file, terminal, quiet, task_labels(pipeline))
         try:
-            with contextlib.redirect_stdout(tee), warnings.catch_warnings():
+            with contextlib.redirect_stdout(tee), warnings.catch_warnings(), _cache_hits_to(tee):
                 # kfp.local says display names and base images are ignored by this runner: expected here
                 warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
                 warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
@@ -314,13 +354,68 @@ def _execute(
         except Exception as exc:  # kfp raises RuntimeError naming the failed task
             status = "failed"
             log_file.write(f"\n{type(exc).__name__}: {exc}\n")
+        finally:
+            tee.stop()  # ends the live display (and gives the cursor back), also on Ctrl-C
         tee.flush()
-    new = sorted((p for p in root.iterdir() if p.name not in before and p.is_dir()), key=lambda p: p.stat().st_mtime)
+    new = sorted(
+        (p for p in root.iterdir() if p.name not in before and p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+    )
     run_dir = new[-1] if new else None
     for step in tee.steps:
         if step.status == "RUNNING":
             step.status = "failed"
             step.seconds = round(time.perf_counter() - step.started, 2)
-    summary = summarise(pipeline_name, status, tee.steps, run_dir, time.perf_counter() - start)
+    summary = summarise(
+        pipeline_name, status, tee.steps, run_dir, time.perf_counter() - start, cached_dirs(root, tee.steps)
+    )
     summary["log"] = str(log_path)
     return summary
+
+
+_CACHE_HIT = re.compile(r"Task (\S+) cache hit \(key=(\w+)\)")
+
+
+@contextlib.contextmanager
+def _cache_hits_to(tee):
+    """kfp.local logs a reused task only on the root logger at INFO ("Task <key> cache hit (key=<12 hex>);
+    skipping execution."): pass those records to ``tee`` as a line, ``Task '<key>' cache hit (key=...)``,
+    which also keeps them in the run's log file. Other records are left as they were."""
+
+    class Hits(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if match := _CACHE_HIT.match(record.getMessage()):
+                tee.write(f"Task '{match.group(1)}' cache hit (key={match.group(2)})\n")
+
+    root = logging.getLogger()
+    handler, level = Hits(logging.INFO), root.level
+    handler.addFilter(lambda record: record.name == "root" and "cache hit" in record.msg)
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def cached_dirs(root: Path, steps) -> dict[str, Path]:
+    """Task key -> the folder of the run that made the outputs a cached task reused (from kfp.local's cache
+    entry: the folder of its first local artifact)."""
+    found: dict[str, Path] = {}
+    for step in steps:
+        key = getattr(step, "cache_key", "")
+        if step.status != "cached" or not key:
+            continue
+        for entry in sorted((root / ".kfp_cache").glob(f"{key}*.json")):
+            try:
+                outputs = json.loads(entry.read_text())
+            except (OSError, ValueError):
+                continue
+            uris = [v.get("uri", "") for v in outputs.values() if isinstance(v, dict) and v.get("uri")]
+            local_uris = [Path(u) for u in uris if "://" not in u and Path(u).exists()]
+            if local_uris:
+                found[step.name] = local_uris[0].parent
+                break
+    return found

@@ -42,6 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         images=step_images(settings),
         wait=args.wait,
+        cache=not args.no_cache,
     )
     print_summary(summary)
     print(f"summary: {settings.home / 'last_run.json'}")
@@ -160,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=42)
     run.add_argument("--quiet", action="store_true")
     run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every step, reusing nothing from earlier runs on the same inputs (default: steps cached "
+        "per pipelines/platform.yaml are reused when their inputs are unchanged; docs/deploy.md, Caching)",
+    )
+    run.add_argument(
         "--wait",
         type=float,
         default=0,
@@ -188,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="image registry (TAGIFAI_REGISTRY); vertex: one Vertex AI pulls from, e.g. REGION-docker.pkg.dev/"
         "PROJECT/REPO (none given: that placeholder, refused when sent; localhost or no host: refused)",
     )
-    comp.add_argument("--tag", help="image tag (TAGIFAI_IMAGE_TAG)")
+    comp.add_argument(
+        "--tag", help="image tag (TAGIFAI_IMAGE_TAG; default: each step's content tag, as `tagifai images build`)"
+    )
     comp.add_argument(
         "--by-digest", action="store_true", help="name each step's image by its pushed digest (after make push)"
     )
@@ -227,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parser(sub)
     sensor.add_parser(sub)
     runs.add_parsers(sub)
+    from tagifai_cli import ui  # tagifai ui, tagifai docs
+
+    ui.add_parsers(sub)
     return parser
 
 

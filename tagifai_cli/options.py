@@ -124,7 +124,9 @@ def add_package_arguments(p: argparse.ArgumentParser, pipeline_names, target: st
         help="per-step settings file when compiling (TAGIFAI_PLATFORM_CONFIG; default pipelines/platform.yaml)",
     )
     p.add_argument("--registry", help=f"image registry when compiling{example} (TAGIFAI_REGISTRY)")
-    p.add_argument("--tag", help="image tag when compiling (TAGIFAI_IMAGE_TAG)")
+    p.add_argument(
+        "--tag", help="image tag when compiling (TAGIFAI_IMAGE_TAG; default: each step's content tag c-<hash>)"
+    )
     p.add_argument(
         "--by-digest",
         action="store_true",
@@ -134,7 +136,8 @@ def add_package_arguments(p: argparse.ArgumentParser, pipeline_names, target: st
     p.add_argument(
         "--caching",
         choices=("on", "off"),
-        help="override every step's compiled caching option (pipelines/platform.yaml)",
+        help="override every task's compiled caching option (pipelines/platform.yaml). off: nothing is reused; "
+        "on: every task, the fingerprints and drift included, so only to replay a run on unchanged sources",
     )
 
 

@@ -21,23 +21,29 @@ class DeliveryError(Exception):
 
 def step_images(settings=None, by_digest: bool = False) -> dict[str, str]:
     """Every step's image: ``<registry>/tagifai-<step>:<tag>`` from ``settings`` (default: the environment's),
-    or with ``by_digest`` the ``<registry>/tagifai-<step>@sha256:...`` that ``tagifai images push`` recorded.
+    the tag being TAGIFAI_IMAGE_TAG / ``--tag`` when given, else each step's content tag (the one ``tagifai
+    images build`` gives it, :func:`tagifai_cli.images.content_tags`); or with ``by_digest`` the
+    ``<registry>/tagifai-<step>@sha256:...`` that ``tagifai images push`` recorded for that tag.
     """
     from tagifai import steps
     from tagifai.config import get_settings
+    from tagifai_cli import images
 
     settings = settings or get_settings()
     steps.check_names(settings.images)
+    registry = settings.registry.rstrip("/")
     if not by_digest:
-        return {s.name: settings.images.get(s.name) or settings.image(s.name) for s in steps.STEPS}
-    from tagifai_cli.images import pushed_reference
-
-    refs = {s.name: pushed_reference(s.name, settings.registry, settings.image_tag) for s in steps.STEPS}
+        unpinned = [s.name for s in steps.STEPS if not settings.images.get(s.name)]
+        tags = images.image_tags(unpinned, settings.image_tag) if unpinned else {}
+        return {s.name: settings.images.get(s.name) or s.image(registry, tags[s.name]) for s in steps.STEPS}
+    tags = images.image_tags(steps.NAMES, settings.image_tag)
+    refs = {s.name: images.pushed_reference(s.name, registry, tags[s.name]) for s in steps.STEPS}
     missing = [name for name, ref in refs.items() if not ref]
     if missing:
+        looked_up = f"tag {settings.image_tag}" if settings.image_tag else ", ".join(f"{n}:{tags[n]}" for n in missing)
         raise DeliveryError(
             f"--by-digest: no pushed digest for {', '.join(missing)}; run `tagifai images build` "
-            "and `tagifai images push` first"
+            f"and `tagifai images push` first (looked up in {registry}: {looked_up})"
         )
     return refs
 

@@ -7,9 +7,10 @@ kfp-kubernetes settings, which Vertex cannot load) compiled now from the pipelin
 account given) and can wait for its final state, ``schedule`` creates a ``PipelineJobSchedule``.
 
 Step images come from the same registry setting as everywhere (``--registry``/TAGIFAI_REGISTRY, an
-Artifact Registry path such as ``europe-west4-docker.pkg.dev/PROJECT/tagifai``; ``--by-digest`` for the
-pushed digests). Vertex AI pulls them itself, so before anything is sent the commands refuse a package whose
-images it cannot pull (:func:`check_images`: a registry on this machine such as the default localhost:5000,
+Artifact Registry path such as ``europe-west4-docker.pkg.dev/PROJECT/tagifai``; the tag ``--tag``, else
+each step's content tag, as ``tagifai images build`` made it; ``--by-digest`` for the pushed digests).
+Vertex AI pulls them itself, so before anything is sent the commands refuse a package whose images it
+cannot pull (:func:`check_images`: a registry on this machine such as the default localhost:5000,
 kind's, one without a host, or the placeholder of the committed Vertex flavour), naming the steps. Each
 Vertex step is its own pod with an ephemeral disk, so the warehouse must be BigQuery and MLflow a tracking
 server: the commands refuse a run that would use the embedded DuckDB or SQLite files.

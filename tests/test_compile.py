@@ -31,7 +31,19 @@ def _clean_env(**extra):
 def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp("compiled")
     subprocess.run(
-        [sys.executable, "-m", "tagifai_cli.main", "compile", "--target", "all", "--output-dir", str(out)],
+        # the committed YAML's explicit tag (make compile): content tags would change with every edit
+        [
+            sys.executable,
+            "-m",
+            "tagifai_cli.main",
+            "compile",
+            "--target",
+            "all",
+            "--tag",
+            "0.1.0",
+            "--output-dir",
+            str(out),
+        ],
         check=True,
         cwd=ROOT,
         env=_clean_env(),
@@ -101,7 +113,8 @@ def test_registry_and_tag_are_settings_not_code(tmp_path, target):
     )
     images = {e["container"]["image"] for e in _spec(tmp_path / "mlops.yaml")["deploymentSpec"]["executors"].values()}
     assert images == {
-        f"europe-docker.pkg.dev/p/r/tagifai-{s}:v9" for s in ("extract", "validate", "optimize", "train", "evaluate")
+        f"europe-docker.pkg.dev/p/r/tagifai-{s}:v9"
+        for s in ("extract", "validate", "optimize", "train", "evaluate", "notify")
     }
 
 
@@ -142,7 +155,7 @@ def test_builds_take_their_arguments_and_nothing_else():
     mine = {step: image.replace("localhost:5000", "example.org/x") for step, image in default_images().items()}
     first = _images(build("mlops", "vertex", images=mine))
     second = _images(build("mlops", "vertex"))
-    assert set(first.values()) == {mine[s] for s in ("extract", "validate", "optimize", "train", "evaluate")}
+    assert set(first.values()) == {mine[s] for s in ("extract", "validate", "optimize", "train", "evaluate", "notify")}
     assert all(image.startswith("localhost:5000/") for image in second.values())
     with pytest.raises(ValueError, match="no image for step"):
         build("mlops", images={"train": "x"})
@@ -161,7 +174,18 @@ def test_local_docker_runs_take_the_task_image():
 
 def _compile(out, *flags, **env):
     return subprocess.run(
-        [sys.executable, "-m", "tagifai_cli.main", "compile", "mlops", "--output-dir", str(out), *flags],
+        [
+            sys.executable,
+            "-m",
+            "tagifai_cli.main",
+            "compile",
+            "mlops",
+            "--tag",
+            "0.1.0",
+            "--output-dir",
+            str(out),
+            *flags,
+        ],
         cwd=ROOT,
         env=_clean_env(**env),
         capture_output=True,
@@ -188,7 +212,7 @@ def test_one_steps_image_can_be_pinned_by_digest(tmp_path, target):
         (
             ["--registry", "localhost:5000"],
             {},
-            "of sync, validate, transform, extract, optimize, train, evaluate, drift, sense "
+            "of sync, validate, transform, extract, optimize, train, evaluate, drift, sense, notify "
             "(localhost:5000: a registry on this machine);",
         ),
         ([], {"TAGIFAI_REGISTRY": "kind-registry:5000"}, "(kind-registry:5000: a local host name (no domain)"),
@@ -244,16 +268,49 @@ def test_by_digest_without_a_push_names_the_missing_images(tmp_path):
     assert "no pushed digest for sync, validate, transform, extract, optimize, train, evaluate" in proc.stderr
 
 
-def test_a_nested_pipeline_gets_every_input_from_the_caller_or_a_named_error():
-    from pipelines import forward
-    from pipelines import mlops as mlops_pipeline
-    from pipelines.platform import TaskPlan
+def test_a_task_builder_gets_every_input_from_the_caller_or_a_named_error():
+    """continual and sensor add the dataops and mlops tasks with their builders (one DAG, so artifacts flow);
+    ``forward`` hands each builder the caller's pipeline parameters by name."""
+    import inspect
 
-    mlops = mlops_pipeline.build(TaskPlan("local"))
-    inputs = set(mlops.component_spec.inputs)
-    values = {name: f"value of {name}" for name in inputs} | {"unrelated": 1}
-    assert forward(mlops, values) == {name: f"value of {name}" for name in inputs}
-    assert forward(mlops, values, approval="manual")["approval"] == "manual"
+    from pipelines import forward, mlops
+
+    params = inspect.signature(mlops.tasks).parameters
+    required = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
+    assert {"warehouse", "num_trials", "window_days", "promotion_margin"} <= required
+    values = {name: f"value of {name}" for name in required} | {"unrelated": 1}
+    assert forward(mlops.tasks, values) == {name: f"value of {name}" for name in required}
+    assert forward(mlops.tasks, values, approval="manual")["approval"] == "manual"
+    assert forward(mlops.tasks, values, curated="c")["curated"] == "c"  # optional: only when given
     del values["window_days"]
-    with pytest.raises(KeyError, match="mlops: the calling pipeline has no parameter.*window_days"):
-        forward(mlops, values)
+    with pytest.raises(KeyError, match="mlops.tasks: the calling pipeline has no parameter.*window_days"):
+        forward(mlops.tasks, values)
+
+
+def test_continual_is_one_dag_whose_artifacts_trace_the_model_to_the_source_batches():
+    """Issue 12 part 4: transform's Dataset feeds extract, train's Model feeds evaluate, and the sync
+    Datasets feed transform, in one DAG (no nested pipeline, which kfp.local cannot pass artifacts into)."""
+    for name in ("continual", "sensor"):
+        path = COMPILED / "kubeflow" / f"{name}.yaml"
+        spec = next(yaml.safe_load_all(path.read_text()))
+        assert not any(c.startswith(("comp-dataops", "comp-mlops")) for c in spec["components"]), name
+
+    spec = next(yaml.safe_load_all((COMPILED / "kubeflow" / "continual.yaml").read_text()))
+    assert set(spec["root"]["dag"]["tasks"]) == {"exit-handler-1", "notify"}  # the run, then its notice
+    tasks = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+
+    def producer(task: str, artifact: str) -> tuple[str, str]:
+        source = tasks[task]["inputs"]["artifacts"][artifact]["taskOutputArtifact"]
+        return source["producerTask"], source["outputArtifactKey"]
+
+    assert producer("evaluate", "model") == ("train", "model")
+    assert producer("train", "dataset") == ("extract", "dataset")
+    assert producer("extract", "curated") == ("transform", "labeled_projects")
+    assert {producer("transform", "projects"), producer("transform", "tags")} == {
+        ("sync", "dataset"),
+        ("sync-2", "dataset"),
+    }
+    assert producer("validate-table-3", "upstream") == ("transform", "labeled_projects")
+    # each sync's cache key: its source's fingerprint, a parameter from the fingerprint task
+    fp = tasks["sync"]["inputs"]["parameters"]["source_fingerprint"]["taskOutputParameter"]
+    assert fp["producerTask"] == "fingerprint"

@@ -112,6 +112,8 @@ def read_tasks(run_dir: Path, steps: list[dict]) -> list[Task]:
         task = Task(key, step.get("name") or key, step.get("status") or "unknown", step.get("seconds"))
         task.error = step.get("error") or ""
         folder = folders.get(key)
+        if folder is None and step.get("dir") and Path(step["dir"]).is_dir():  # cached: an earlier run's outputs
+            folder = Path(step["dir"])
         if folder is not None:
             _read_outputs(folder, task)
             if task.status == "unknown":
@@ -190,8 +192,8 @@ def name_artifacts(run: Run) -> None:
                 continue
             try:
                 relative = artifact.path.relative_to(run.dir)
-            except ValueError:
-                continue  # outside the run folder (a remote store): linked by its URI only
+            except ValueError:  # a cached task's output, in the run that made it
+                relative = Path(os.path.relpath(artifact.path, run.dir))
             if artifact.is_dir:
                 artifact.named = str(relative) + "/"
                 continue

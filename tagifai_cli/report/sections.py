@@ -173,6 +173,12 @@ def dbt_section(run: Run) -> str:
     tone = "bad" if task.status == "failed" or meta.get("tests_failed") or meta.get("models_errored") else "ok"
     line = headline or (f"transform {task.status}" if not text else "")
     report_link = link_html(report, "the step's report")
+    # dbt's documentation site (`tagifai docs`): $TAGIFAI_HOME/dbt-docs/index.html, the run is $TAGIFAI_HOME/runs/<run>
+    docs = run.dir.parent.parent / "dbt-docs" / "index.html"
+    if docs.is_file():
+        report_link += f'{DOT}<a href="{esc(os.path.relpath(docs, run.dir))}">dbt docs</a>'
+    else:
+        report_link += f"{DOT}<code>tagifai docs</code> builds dbt's documentation site"
     return (
         f'<section id="dbt"><h2>dbt build</h2><div class="banner {tone}">{esc(line)}{DOT}{report_link}</div>'
         f"{''.join(parts) or '<p class=note>no node table in the report</p>'}</section>"

@@ -16,6 +16,16 @@ from components.train import train
 _artifact = make_artifact
 
 
+def _model_artifact(tmp_path, model, model_uri: str):
+    """A Model artifact as train writes it: the MLflow model directory, its metadata naming the version."""
+    import mlflow.sklearn
+
+    art = _artifact(Model, tmp_path, f"model-{model_uri.rsplit('/', 1)[-1]}")
+    mlflow.sklearn.save_model(model, art.path, serialization_format="cloudpickle")
+    art.metadata["model_uri"] = model_uri
+    return art
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory, _labeled_projects):
     tmp = tmp_path_factory.mktemp("mlops")
@@ -66,8 +76,9 @@ def chain(tmp_path_factory, _labeled_projects):
         test_data=outs["test_data"],
     )
     report, ev_metrics = _artifact(Markdown, tmp, "report"), _artifact(Metrics, tmp, "ev_metrics")
+    assert outs["model"].metadata["model_uri"] == result.model_uri
     evaluate.python_func(
-        model_uri=result.model_uri,
+        model=outs["model"],
         test_data=outs["test_data"],
         mlflow_tracking_uri=store["mlflow_tracking_uri"],
         model_name="tagifai",
@@ -197,7 +208,7 @@ def test_evaluate_keeps_the_champion_when_the_challenger_is_worse(chain, tmp_pat
     # A rejected challenger is an outcome, not a failed step: no exception, whichever rule rejected it
     # (a 5-feature model may also fail behavioral tests).
     evaluate.python_func(
-        model_uri=info["model_uri"],
+        model=_model_artifact(tmp_path, weak.model, info["model_uri"]),
         test_data=chain["outs"]["test_data"],
         mlflow_tracking_uri=uri,
         model_name="tagifai",
@@ -225,7 +236,7 @@ def test_evaluate_with_manual_approval_leaves_the_challenger_pending(chain, tmp_
     info = log_training(model, None, None, registered_model_name="tagifai", tracking_uri=uri, experiment_name="tagifai")
     report, metrics = _artifact(Markdown, tmp_path, "r"), _artifact(Metrics, tmp_path, "m")
     evaluate.python_func(
-        model_uri=info["model_uri"],
+        model=_model_artifact(tmp_path, model, info["model_uri"]),
         test_data=chain["outs"]["test_data"],
         mlflow_tracking_uri=uri,
         model_name="tagifai",

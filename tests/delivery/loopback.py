@@ -25,6 +25,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPILED = ROOT / "pipelines" / "compiled"
+
+
+def all_tasks(spec) -> dict:
+    """Task key -> task of every DAG of a pipeline spec (dict): the root's and every sub-DAG's (the exit
+    handler's group, conditions). Keys are unique across a compiled pipeline's DAGs."""
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec.get("components", {}).values() if "dag" in c]
+    return {key: task for dag in dags for key, task in dag.get("tasks", {}).items()}
+
+
 #: A registry Vertex AI pulls from (tests compile the Vertex flavour for it: the committed one names a placeholder).
 ARTIFACT_REGISTRY = "europe-west4-docker.pkg.dev/proj/tagifai"
 

@@ -11,11 +11,20 @@ import sys
 import pytest
 import yaml
 from google.protobuf import json_format
-from loopback import COMPILED, ROOT
+from loopback import COMPILED, ROOT, all_tasks
 
 PIPELINES = ["continual", "dataops", "mlops", "sensor"]
 #: Retried steps: network reads and loads. Validation and transform (dbt tests) fail on the data: never retried.
-NETWORK_STEPS = {"sync": 3, "extract": 2, "drift": 2}
+NETWORK_STEPS = {"fingerprint": 3, "sync": 3, "extract": 2, "drift": 2}
+#: The tasks KFP may reuse (pipelines/platform.yaml; docs/deploy.md, "Caching"): sync keyed on the
+#: fingerprint, then every step whose inputs are the artifacts of the step before. Never: the fingerprint
+#: itself, drift, sense, the watermark and the notice, which read state that no input names; nor extract
+#: in the mlops pipeline alone (no Dataset names the table it reads there).
+CACHED = {"sync", "validate-table", "transform", "extract", "validate-dataset", "optimize", "train", "evaluate"}
+
+
+def _cached(pipeline: str, step: str) -> bool:
+    return step in CACHED and not (pipeline == "mlops" and step == "extract")
 
 
 def _docs(target, name):
@@ -61,18 +70,19 @@ def test_kubeflow_flavour_is_pipeline_plus_kubernetes_platform(name):
         assert config.config_map_as_env[0].optional
         assert [s.secret_name for s in config.image_pull_secret] == ["tagifai-registry"]
         assert config.image_pull_policy == "IfNotPresent"
-        assert config.active_deadline_seconds == (7200 if step == "optimize" else 3600)
+        assert config.active_deadline_seconds == {"optimize": 7200, "notify": 600}.get(step, 3600)
         # secrets reach only the steps that need them, and are optional
         assert not config.secret_as_env  # no step takes a secret as environment variables
-        bigquery = step in ("sync", "validate-table", "transform", "extract", "drift")
-        assert [(s.secret_name, s.mount_path, s.optional) for s in config.secret_as_volume] == (
-            [("tagifai-bigquery", "/var/secrets/bigquery", True)] if bigquery else []
-        )
+        bigquery = step in ("fingerprint", "sync", "validate-table", "transform", "extract", "drift")
+        expected = [("tagifai-bigquery", "/var/secrets/bigquery", True)] if bigquery else []
+        if step == "notify":  # the webhook URL of the failure notices (docs/deploy.md, "Failure notices")
+            expected = [("tagifai-notify", "/var/secrets/notify", True)]
+        assert [(s.secret_name, s.mount_path, s.optional) for s in config.secret_as_volume] == expected
         # plain KFP settings, in the pipeline spec
         executor_spec = spec.deployment_spec.fields["executors"].struct_value.fields[executor].struct_value
         resources = executor_spec.fields["container"].struct_value.fields["resources"].struct_value.fields
         assert resources["resourceCpuRequest"].string_value and resources["resourceMemoryLimit"].string_value
-        assert task.caching_options.enable_cache == (step == "validate-dataset")
+        assert task.caching_options.enable_cache == _cached(name, step), step
         assert task.retry_policy.max_retry_count == NETWORK_STEPS.get(step, 0)
         if step in NETWORK_STEPS:
             assert task.retry_policy.backoff_duration.seconds == 30 and task.retry_policy.backoff_factor == 2
@@ -90,7 +100,7 @@ def test_vertex_flavour_is_one_document_with_plain_kfp_settings_only(name):
         assert set(container["resources"]) == {"cpuLimit", "memoryLimit", "resourceCpuLimit", "resourceMemoryLimit"}
         assert {"name": "TAGIFAI_HOME", "value": "/tmp/tagifai"} in container["env"]
         assert task.retry_policy.max_retry_count == NETWORK_STEPS.get(step, 0)
-        assert task.caching_options.enable_cache == (step == "validate-dataset")
+        assert task.caching_options.enable_cache == _cached(name, step), step
 
 
 def test_the_same_pipeline_spec_under_both_flavours_but_the_platform_parts():
@@ -111,7 +121,7 @@ def test_settings_file_not_code_chooses_the_values(tmp_path):
     custom = yaml.safe_load((ROOT / "pipelines" / "platform.yaml").read_text())
     custom["steps"]["train"].update(cpu_limit="8", memory_limit="16Gi")
     custom["steps"]["train"]["retry"] = {"num_retries": 1}
-    custom["defaults"]["caching"] = True
+    custom["steps"]["train"]["caching"] = False
     custom["kubernetes"]["image_pull_secrets"] = ["artifact-registry"]
     custom["kubernetes"]["pvcs"] = []
     path = tmp_path / "platform.yaml"
@@ -136,9 +146,9 @@ def test_settings_file_not_code_chooses_the_values(tmp_path):
     docs = list(yaml.safe_load_all((out / "mlops.yaml").read_text()))
     train = docs[0]["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     assert train["resourceCpuLimit"] == "8" and train["resourceMemoryLimit"] == "16Gi"
-    tasks = docs[0]["root"]["dag"]["tasks"]
+    tasks = all_tasks(docs[0])
     assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 1
-    assert tasks["extract"]["cachingOptions"] == {"enableCache": True}
+    assert tasks["train"]["cachingOptions"] == {} and tasks["optimize"]["cachingOptions"] == {"enableCache": True}
     k8s = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
     assert [s["secretName"] for s in k8s["imagePullSecret"]] == ["artifact-registry"]
     assert "pvcMount" not in k8s
@@ -179,8 +189,10 @@ def test_a_wrong_settings_file_fails_compile_with_one_clear_line(tmp_path, bad, 
 
 
 def test_compiling_is_deterministic(tmp_path):
-    from tagifai_cli.packaging import compile_package
+    from tagifai.config import get_settings
+    from tagifai_cli.packaging import compile_package, step_images
 
-    a = compile_package("continual", "kubeflow", tmp_path / "a").read_bytes()
-    b = compile_package("continual", "kubeflow", tmp_path / "b").read_bytes()
+    images = step_images(get_settings(image_tag="0.1.0"))  # the committed YAML's tag (make compile)
+    a = compile_package("continual", "kubeflow", tmp_path / "a", images=images).read_bytes()
+    b = compile_package("continual", "kubeflow", tmp_path / "b", images=images).read_bytes()
     assert a == b == (COMPILED / "kubeflow" / "continual.yaml").read_bytes()

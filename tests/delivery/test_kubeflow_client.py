@@ -5,7 +5,7 @@ the run's parameters, the recurring run's cron, no_catchup, max_concurrency and 
 """
 
 import yaml
-from loopback import COMPILED
+from loopback import COMPILED, all_tasks
 
 from tagifai import steps as step_table
 from tagifai_cli.main import main
@@ -22,6 +22,8 @@ def test_submit_uploads_the_compiled_pipeline_creates_the_run_and_waits(kfp_serv
     code = _run(
         "submit",
         "dataops",
+        "--tag",
+        "0.1.0",  # the tag the committed YAML names (`make compile`); the default is each step's content tag
         "--host",
         kfp_server.url,
         "--experiment",
@@ -130,8 +132,8 @@ def test_inline_spec_without_upload_and_caching_override(kfp_server):
     run = kfp_server.find("POST", "/runs")[0].json
     assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "dataops"
     assert "kubernetes" in run["pipeline_spec"]["platform_spec"]["platforms"]
-    tasks = run["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"]
-    assert all(t["cachingOptions"].get("enableCache", False) is False for t in tasks.values())
+    tasks = all_tasks(run["pipeline_spec"]["pipeline_spec"])
+    assert "transform" in tasks and all(t["cachingOptions"].get("enableCache", False) is False for t in tasks.values())
     assert run["service_account"] == "pipeline-runner"
 
 
@@ -348,7 +350,7 @@ def test_caching_override_reaches_an_uploaded_version_too(kfp_server):
     assert len(set(versions)) == 2  # a cached and an uncached version, named by content
     cached = list(yaml.safe_load_all(uploads[0].files()["uploadfile"]))
     assert len(cached) == 2 and "kubernetes" in cached[1]["platforms"]
-    assert all(t["cachingOptions"] == {"enableCache": True} for t in cached[0]["root"]["dag"]["tasks"].values())
+    assert all(t["cachingOptions"] == {"enableCache": True} for t in all_tasks(cached[0]).values())
     runs = [r.json for r in kfp_server.find("POST", "/runs")]
     assert runs[0]["pipeline_version_reference"] != runs[1]["pipeline_version_reference"]
 
@@ -378,7 +380,7 @@ def test_registry_and_tag_flags_reach_the_compiled_images(kfp_server):
         _run("submit", "dataops", "--registry", "registry.example.com/ml", "--tag", "v2", "--host", kfp_server.url) == 0
     )
     sent = _images(kfp_server.find("POST", "/pipelines/upload")[0].files()["uploadfile"])
-    assert sent == {f"registry.example.com/ml/tagifai-{s}:v2" for s in ("sync", "validate", "transform")}
+    assert sent == {f"registry.example.com/ml/tagifai-{s}:v2" for s in ("sync", "validate", "transform", "notify")}
 
 
 def test_schedule_and_backfill_compile_with_the_settings_registry_and_tag(kfp_server, monkeypatch):
@@ -403,7 +405,7 @@ def test_schedule_and_backfill_compile_with_the_settings_registry_and_tag(kfp_se
     )  # a flag over the environment
     # each becomes a version of tagifai-mlops, named by its content
     first, second = (_images(r.files()["uploadfile"]) for r in kfp_server.find("POST", "/pipelines/upload_version"))
-    steps = ("extract", "validate", "optimize", "train", "evaluate")
+    steps = ("extract", "validate", "optimize", "train", "evaluate", "notify")
     assert first == {f"env.example.com/ml/tagifai-{s}:env-tag" for s in steps}
     assert second == {f"env.example.com/ml/tagifai-{s}:flag-tag" for s in steps}
 
@@ -425,21 +427,53 @@ def test_by_digest_compiles_with_the_pushed_digests(kfp_server, monkeypatch):
     )
     spec = kfp_server.find("POST", "/runs")[0].json["pipeline_spec"]["pipeline_spec"]
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {f"registry.example.com/ml/tagifai-{s}@{DIGEST}" for s in ("sync", "validate", "transform")}
+    assert images == {
+        f"registry.example.com/ml/tagifai-{s}@{DIGEST}" for s in ("sync", "validate", "transform", "notify")
+    }
 
 
 def test_by_digest_without_pushed_digests_is_one_line_naming_the_missing_steps(kfp_server, monkeypatch, capsys):
+    from tagifai_cli.images import content_tags
+
     _pushed(monkeypatch, {"train", "evaluate"})
+    missing = [n for n in step_table.NAMES if n not in ("train", "evaluate")]
+    tags = content_tags()
     backfill = ["backfill", "--start", "2024-03-01", "--end", "2024-03-02"]
     for command in (["submit"], ["schedule", "--cron", "0 6 * * *"], backfill):
         assert main([*command, "mlops", "--by-digest", "--host", kfp_server.url]) == 1
         [line] = capsys.readouterr().err.splitlines()
-        assert line == (
-            f"tagifai {command[0]}: error: DeliveryError: --by-digest: no pushed digest for "
-            "sync, validate, transform, extract, optimize, drift, sense; "
-            "run `tagifai images build` and `tagifai images push` first"
+        assert line == (  # the images looked up: each step's content tag, what `tagifai images build` made
+            f"tagifai {command[0]}: error: DeliveryError: --by-digest: no pushed digest for {', '.join(missing)}; "
+            "run `tagifai images build` and `tagifai images push` first (looked up in localhost:5000: "
+            + ", ".join(f"{n}:{tags[n]}" for n in missing)
+            + ")"
         )
+    assert main(["submit", "mlops", "--by-digest", "--tag", "v3", "--host", kfp_server.url]) == 1
+    assert capsys.readouterr().err.endswith("first (looked up in localhost:5000: tag v3)\n")
     assert kfp_server.requests == []  # refused before connecting
+
+
+def test_by_digest_looks_up_the_content_tagged_images_or_the_given_tag(kfp_server, monkeypatch):
+    """The digest is the one pushed for the image of these sources (its content tag), or of the tag given."""
+    from tagifai_cli import images
+
+    asked: dict[str, str] = {}
+
+    def pushed_reference(step, registry=None, tag=None):
+        asked[step] = tag
+        return f"{registry}/tagifai-{step}@{DIGEST}"
+
+    monkeypatch.setattr(images, "pushed_reference", pushed_reference)
+    assert _run("submit", "dataops", "--by-digest", "--no-upload", "--host", kfp_server.url) == 0
+    tags = images.content_tags()
+    assert asked == {n: tags[n] for n in step_table.NAMES}
+    assert _run("submit", "dataops", "--by-digest", "--tag", "v7", "--no-upload", "--host", kfp_server.url) == 0
+    assert set(asked.values()) == {"v7"}
+    sent = [r.json["pipeline_spec"]["pipeline_spec"] for r in kfp_server.find("POST", "/runs")]
+    for spec in sent:  # by digest either way: no tag reaches the cluster
+        assert {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()} == {
+            f"localhost:5000/tagifai-{s}@{DIGEST}" for s in ("sync", "validate", "transform", "notify")
+        }
 
 
 def test_compile_flags_with_a_package_are_refused(kfp_server, capsys):

@@ -4,15 +4,16 @@ then sent to a loopback Vertex AI REST API that records the requests.
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from loopback import ARTIFACT_REGISTRY, COMPILED
+from loopback import ARTIFACT_REGISTRY, COMPILED, all_tasks
 
 from tagifai import steps as step_table
+from tagifai_cli.images import content_tags
 from tagifai_cli.main import main
 from tagifai_cli.packaging import DeliveryError
 
 MLOPS = str(COMPILED / "vertex" / "mlops.yaml")
 PARAMS = ["--param", "warehouse=bigquery://proj/tagifai", "--param", "mlflow_tracking_uri=https://mlflow.example.com"]
-STEPS = ("extract", "validate", "optimize", "train", "evaluate")  # the steps of mlops
+STEPS = ("extract", "validate", "optimize", "train", "evaluate", "notify")  # the steps of mlops (notify: its exit task)
 DIGEST = "sha256:" + "c" * 64
 REST = ["--api-transport", "rest"]
 REGISTRY = ["--registry", ARTIFACT_REGISTRY]  # one Vertex AI pulls from
@@ -61,14 +62,16 @@ def test_pipeline_job_is_built_offline_with_runtime_config_root_labels_parameter
     runtime = resource.runtime_config
     assert runtime.gcs_output_directory == "gs://bucket/pipeline-root"
     assert dict(runtime.parameter_values) == {"num_trials": 5, "warehouse": "bigquery://proj/tagifai"}
-    tasks = resource.pipeline_spec["root"]["dag"]["tasks"]
-    assert tasks and all(t["cachingOptions"].get("enableCache", False) is False for t in tasks.values())
+    tasks = all_tasks(resource.pipeline_spec)
+    assert "train" in tasks and all(
+        t.get("cachingOptions", {}).get("enableCache", False) is False for t in tasks.values()
+    )
 
 
 def test_caching_left_to_the_compiled_per_step_settings_when_not_overridden():
-    tasks = _job(enable_caching=None)._gca_resource.pipeline_spec["root"]["dag"]["tasks"]
+    tasks = all_tasks(_job(enable_caching=None)._gca_resource.pipeline_spec)
     assert tasks["validate-dataset"]["cachingOptions"]["enableCache"] is True
-    assert not tasks["train"]["cachingOptions"].get("enableCache", False)
+    assert not tasks["extract"]["cachingOptions"].get("enableCache", False)  # mlops alone: reads the table as it is
 
 
 def test_the_kubeflow_flavour_is_refused_with_what_to_do(tmp_path):
@@ -182,7 +185,10 @@ def test_vertex_run_submits_the_job_and_waits(vertex_server, offline_vertex, mon
     assert spec["pipelineInfo"]["name"] == "mlops" and "platforms" not in spec
     assert all(not t["cachingOptions"].get("enableCache", False) for t in spec["root"]["dag"]["tasks"].values())
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {f"{ARTIFACT_REGISTRY}/tagifai-{s}:0.1.0" for s in STEPS}
+    # no --tag: each step's content tag, the one `tagifai images build` gives the image of these sources
+    tags = content_tags()
+    assert images == {f"{ARTIFACT_REGISTRY}/tagifai-{s}:{tags[s]}" for s in STEPS}
+    assert all(tags[s].startswith("c-") for s in STEPS)
     assert offline_vertex == ["gs://bucket/root"]  # aiplatform checks the root's bucket before submitting
     polls = vertex_server.requests[1:]  # polled to the final state
     assert len(polls) >= 2 and {(r.method, r.path) for r in polls} == {("GET", create.path + "/mlops-1")}
@@ -319,7 +325,10 @@ def test_vertex_run_and_schedule_compile_with_the_pushed_digests(vertex_server, 
 def test_vertex_by_digest_without_pushed_digests_is_one_line_naming_the_missing_steps(
     vertex_server, offline_vertex, monkeypatch, capsys
 ):
-    _pushed(monkeypatch, {"sync", "validate", "transform", "extract"})
+    pushed = {"sync", "validate", "transform", "extract"}
+    _pushed(monkeypatch, pushed)
+    missing = [n for n in step_table.NAMES if n not in pushed]
+    tags = content_tags()
     common = [
         "mlops",
         "--by-digest",
@@ -336,8 +345,10 @@ def test_vertex_by_digest_without_pushed_digests_is_one_line_naming_the_missing_
         assert main(["vertex", *command, *common]) == 1
         [line] = capsys.readouterr().err.splitlines()
         assert line == (
-            "tagifai vertex: error: DeliveryError: --by-digest: no pushed digest for optimize, train, "
-            "evaluate, drift, sense; run `tagifai images build` and `tagifai images push` first"
+            f"tagifai vertex: error: DeliveryError: --by-digest: no pushed digest for {', '.join(missing)}; "
+            "run `tagifai images build` and `tagifai images push` first (looked up in localhost:5000: "
+            + ", ".join(f"{n}:{tags[n]}" for n in missing)
+            + ")"
         )
     assert vertex_server.requests == [] and offline_vertex == []  # refused before building the job
 
@@ -450,10 +461,10 @@ def test_vertex_flags_over_settings_and_google_cloud_project_last(vertex_server,
 @pytest.mark.parametrize(
     "given, named",
     [
-        ([], "of validate, extract, optimize, train, evaluate (localhost:5000: a registry on this machine);"),
+        ([], "of validate, extract, optimize, train, evaluate, notify (localhost:5000: a registry on this machine);"),
         (["--registry", "kind-registry:5000"], "(kind-registry:5000: a local host name (no domain), e.g. kind's"),
         (["--registry", "tagifai"], "(tagifai: no registry host)"),  # Docker Hub's user tagifai, by default
-        (["--by-digest"], "evaluate (localhost:5000: a registry on this machine)"),  # pushed to kind's registry
+        (["--by-digest"], "evaluate, notify (localhost:5000: a registry on this machine)"),  # pushed to kind's registry
         (["--package", MLOPS], "(REGION-docker.pkg.dev/PROJECT/REPO: a placeholder (upper case) to fill in)"),
     ],
 )

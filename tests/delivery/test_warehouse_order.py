@@ -108,9 +108,15 @@ def test_the_warehouse_tasks_are_the_components_that_take_a_warehouse():
 
 
 def test_dataops_is_one_chain_in_the_order_of_the_data():
-    dag = _spec("kubeflow", "dataops")["root"]["dag"]
+    spec = _spec("kubeflow", "dataops")
+    paths = [path for path, _ in warehouse_tasks(spec)]  # not the fingerprints: they only read the sources
+    assert paths and {p[:-1] for p in paths} == {("exit-handler-1",)}  # all under the exit handler (notify)
+    dag = _dag_at(spec, paths[0][:-1])
     names = {key: task["taskInfo"]["name"] for key, task in dag["tasks"].items()}
-    order = sorted(dag["tasks"], key=lambda k: sum(_before(dag, other, k) for other in dag["tasks"]))
+    keys = [path[-1] for path in paths]
+    order = sorted(keys, key=lambda k: sum(_before(dag, other, k) for other in keys))
+    # each sync waits for its source's fingerprint (its cache key)
+    assert _before(dag, "fingerprint", "sync") and _before(dag, "fingerprint-2", "sync-2")
     assert [names[k] for k in order] == [
         "sync-projects",
         "sync-tags",
@@ -123,28 +129,29 @@ def test_dataops_is_one_chain_in_the_order_of_the_data():
 
 def test_the_walk_finds_overlaps():
     """The check itself: the dataops DAG as it was (sync-tags beside validate-projects, the two validations
-    side by side) fails it, and so does a nested pipeline beside a warehouse task."""
+    side by side) fails it, and so does drift unordered beside dataops, and a branch no longer exclusive."""
     spec = _spec("kubeflow", "dataops")
-    tasks = spec["root"]["dag"]["tasks"]
+    tasks = _dag_at(spec, ("exit-handler-1",))["tasks"]
     tasks["validate-table"]["dependentTasks"] = ["sync"]
     tasks["validate-table-2"]["dependentTasks"] = ["sync-2"]
     tasks["transform"]["dependentTasks"] = ["validate-table", "validate-table-2"]
     assert unordered_pairs(spec) == [
-        "sync-2 (sync) || validate-table (validate_table)",
-        "validate-table (validate_table) || validate-table-2 (validate_table)",
+        "exit-handler-1/sync-2 (sync) || exit-handler-1/validate-table (validate_table)",
+        "exit-handler-1/validate-table (validate_table) || exit-handler-1/validate-table-2 (validate_table)",
     ]
     continual = _spec("vertex", "continual")
-    del continual["root"]["dag"]["tasks"]["drift"]["dependentTasks"]
+    del _dag_at(continual, ("exit-handler-1",))["tasks"]["drift"]["dependentTasks"]
     overlaps = unordered_pairs(continual)
-    # the six warehouse tasks of the nested dataops beside drift, and beside mlops' extract (after drift only)
-    assert len(overlaps) == 12 and "dataops/sync (sync) || drift (drift)" in overlaps
-    assert "dataops/validate-table-3 (validate_table) || mlops/extract (extract)" in overlaps
+    # the six warehouse tasks of dataops beside drift, and the last validation beside extract (which takes
+    # transform's Dataset, so it follows transform, but follows the validation only through drift)
+    assert len(overlaps) == 7 and "exit-handler-1/drift (drift) || exit-handler-1/sync (sync)" in overlaps
+    assert "exit-handler-1/extract (extract) || exit-handler-1/validate-table-3 (validate_table)" in overlaps
     sensor = _spec("vertex", "sensor")
-    branch = sensor["components"]["comp-condition-1"]["dag"]["tasks"]["condition-3"]["triggerPolicy"]
+    branch = sensor["components"]["comp-condition-2"]["dag"]["tasks"]["condition-4"]["triggerPolicy"]
     branch["condition"] = branch["condition"].replace("== false", "== true")  # no longer the other branch
+    inner = "exit-handler-1/condition-2"
     assert unordered_pairs(sensor) == [
-        "condition-1/condition-2/advance-watermark (advance_watermark) || "
-        "condition-1/condition-3/advance-watermark-2 (advance_watermark)",
-        "condition-1/condition-2/mlops/extract (extract) || "
-        "condition-1/condition-3/advance-watermark-2 (advance_watermark)",
+        f"{inner}/condition-3/advance-watermark (advance_watermark) || "
+        f"{inner}/condition-4/advance-watermark-2 (advance_watermark)",
+        f"{inner}/condition-3/extract (extract) || {inner}/condition-4/advance-watermark-2 (advance_watermark)",
     ]

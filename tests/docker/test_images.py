@@ -54,8 +54,9 @@ def test_every_step_has_its_own_image_with_its_step_label(built_images):
     assert len(ids) == len(steps.STEPS), "two steps share one image"
     for step in steps.STEPS:
         result = built_images[step.name]
-        assert result.image == images.image_name(step.name) == step.image(*images.registry_and_tag())
-        assert result.image.endswith(f"/{step.image_name}:{images.registry_and_tag()[1]}")
+        tag = images.image_tags([step.name])[step.name]  # the content tag (no TAGIFAI_IMAGE_TAG here)
+        assert result.image == images.image_name(step.name) == step.image(images.registry_and_tag()[0], tag)
+        assert result.image.endswith(f"/{step.image_name}:{tag}") and tag.startswith("c-")
 
 
 @pytest.mark.parametrize("step", steps.NAMES)
@@ -206,7 +207,7 @@ def test_push_gives_the_digest_the_registry_serves(docker_client, built_images, 
         assert reference.startswith(f"{local_registry}/tagifai-{step}@sha256:")
         assert images.pushed_reference(step, registry=local_registry) == reference
         request = urllib.request.Request(
-            f"http://{local_registry}/v2/tagifai-{step}/manifests/{images.registry_and_tag()[1]}",
+            f"http://{local_registry}/v2/tagifai-{step}/manifests/{images.image_tags([step])[step]}",
             method="HEAD",
             headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
         )

@@ -17,7 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "madewithml"
 STEPS = [
+    "fingerprint-projects",
     "sync-projects",
+    "fingerprint-tags",
     "sync-tags",
     "validate-projects",
     "validate-tags",
@@ -29,7 +31,10 @@ STEPS = [
     "optimize",
     "train",
     "evaluate",
+    "notify",
 ]
+#: Reused by a second run on the same sources (pipelines/platform.yaml); the others always run.
+CACHED = {s for s in STEPS if not s.startswith("fingerprint")} - {"drift", "notify"}
 
 pytestmark = pytest.mark.e2e
 
@@ -154,10 +159,79 @@ def test_cli_errors_are_one_clear_line(run, tmp_path):
     assert "missing column(s) description, tag" in proc.stderr
 
 
+def _outputs(summary: dict, task: str) -> dict:
+    """The executor output of task ``task`` of a run (this run's folder, or the earlier run a cached task reused)."""
+    step = next(s for s in summary["steps"] if s["task"] == task)
+    folder = Path(step.get("dir") or Path(summary["run_dir"]) / task)
+    return json.loads((folder / "executor_output.json").read_text())
+
+
+def _meta(summary: dict, task: str, artifact: str) -> dict:
+    return _outputs(summary, task)["artifacts"][artifact]["artifacts"][0]["metadata"]
+
+
+def test_the_artifacts_trace_the_model_back_to_the_source_batches(run):
+    """Issue 12 part 4 under kfp.local: extract read the table transform's Dataset names (same content hash),
+    transform names the sync batches, evaluate judged train's Model, and notify summarised the run."""
+    _, _, summary = run
+    labeled = _meta(summary, "transform", "labeled_projects")
+    assert labeled["warehouse_table"] == "labeled_projects"
+    assert {b["source"] for b in labeled["sources"].values()} == {str(DATA / "projects.csv"), str(DATA / "tags.csv")}
+    assert all(b["fingerprint"].startswith("sha256:") for b in labeled["sources"].values())
+    assert _meta(summary, "extract", "dataset")["content_hash"] == labeled["content_hash"]
+    model = _meta(summary, "train", "model")
+    assert model["model_uri"] == summary["model_uri"]
+    report = next(p for p in (Path(summary["run_dir"]) / "evaluate").iterdir() if p.name == "report")
+    assert summary["model_uri"] in report.read_text()
+    notice = (Path(summary["run_dir"]) / "notify" / "summary").read_text()
+    assert "| status | SUCCEEDED |" in notice and "| pipeline | continual |" in notice
+
+
+def test_a_second_run_on_unchanged_sources_reuses_the_cached_steps(run):
+    """Issue 12 part 5: the same bytes give the same fingerprints, so sync and every step after it are reused
+    (no new model version); the fingerprints, drift and notify run again."""
+    home, _, first = run
+    proc = _tagifai(home, "run", "continual", "--num-trials", "3")
+    summary = json.loads((home / "last_run.json").read_text())
+    status = {s["name"]: s["status"] for s in summary["steps"]}
+    assert {n for n, s in status.items() if s == "cached"} == CACHED, status
+    assert {n for n, s in status.items() if s == "succeeded"} == set(STEPS) - CACHED
+    assert "cached" in proc.stdout  # the progress says so
+    assert summary["model_uri"] == first["model_uri"]  # train reused: no new version registered
+    assert summary["metrics"] == first["metrics"] and summary["rows"] == first["rows"]  # read from the cached run
+    assert summary["seconds"] < first["seconds"] / 2
+
+
 def test_rerunning_dataops_keeps_one_copy_of_each_row(run):
     home, _, _ = run
-    _tagifai(home, "run", "dataops", "--quiet")
+    _tagifai(home, "run", "dataops", "--quiet", "--no-cache")  # every step runs: the merge itself is tested
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         for table in ("raw.projects", "raw.tags", "main.labeled_projects"):
             total, distinct = con.execute(f"SELECT count(*), count(DISTINCT id) FROM {table}").fetchone()
             assert total == distinct == 764, table
+
+
+def test_a_changed_source_recomputes_exactly_what_depends_on_it(run, tmp_path):
+    """Another tags file (one tag changed): the tags' sync and validation, transform and the last validation
+    run; the projects' sync and validation are reused. Last in this file: it changes the warehouse."""
+    home, _, _ = run
+    tags = pd.read_csv(DATA / "tags.csv")
+    tags.loc[0, "tag"] = "mlops" if tags.loc[0, "tag"] != "mlops" else "time-series"
+    changed = tmp_path / "tags.csv"
+    tags.to_csv(changed, index=False)
+    _tagifai(home, "run", "dataops", "--projects", str(DATA / "projects.csv"), "--tags", str(changed))
+    status = {s["name"]: s["status"] for s in json.loads((home / "last_run.json").read_text())["steps"]}
+    assert status == {
+        "fingerprint-projects": "succeeded",
+        "sync-projects": "cached",
+        "validate-projects": "cached",
+        "fingerprint-tags": "succeeded",
+        "sync-tags": "succeeded",
+        "validate-tags": "succeeded",
+        "transform": "succeeded",
+        "validate-labeled-projects": "succeeded",
+        "notify": "succeeded",
+    }
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        first = con.execute("SELECT tag FROM main.labeled_projects ORDER BY id LIMIT 1").fetchone()[0]
+    assert first == tags.sort_values("id").iloc[0]["tag"]
