@@ -1,7 +1,7 @@
 """evaluate: the registered model on held-out data, behavioral tests, the champion gate (promote, wait, reject)."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
 from tagifai.steps import default_image
 
@@ -16,6 +16,7 @@ def evaluate(
     approval: str,
     report: Output[Markdown],
     metrics: Output[Metrics],
+    plots: Output[HTML],
     promotion_margin: float = -1.0,
 ):
     """The human gate. ``model`` is train's Model artifact: its files are what is scored, and its metadata
@@ -29,7 +30,9 @@ def evaluate(
     Every alias move is recorded in the registry's alias log (tagifai.registry).
     Writes: ``report`` (Markdown: overall, per class, slices, confusion matrix, behavioral tests, the
     decision and its reason; metadata ``outcome``) and ``metrics`` (test precision/recall/f1,
-    behavioral pass counts, ``promoted`` 0/1, ``outcome`` 0 rejected / 1 pending-approval / 2 promoted).
+    behavioral pass counts, ``promoted`` 0/1, ``outcome`` 0 rejected / 1 pending-approval / 2 promoted)
+    and ``plots`` (HTML the KFP and Vertex UIs show: the decision, the challenger's confusion matrix and
+    per-class precision/recall/f1 on ``test_data``; a picture that cannot be drawn is a note).
     A rejected challenger is an outcome, not a failure: the step fails only when the model cannot be
     loaded or scored.
     """
@@ -39,6 +42,7 @@ def evaluate(
 
     from tagifai.artifacts import keep_values
     from tagifai.config import get_settings
+    from tagifai.figures import evaluation_page
     from tagifai.workflows import evaluate_and_promote
 
     s = get_settings(home=state_dir, mlflow_tracking_uri=mlflow_tracking_uri, model_name=model_name)
@@ -57,6 +61,7 @@ def evaluate(
     Path(report.path).write_text(out.report, encoding="utf-8")
     report.metadata["outcome"] = out.outcome
     report.metadata["reason"] = out.reason
+    Path(plots.path).write_text(evaluation_page(out.metrics, out.outcome, out.reason, model_uri), encoding="utf-8")
     for name in ("precision", "recall", "f1"):
         metrics.log_metric(name, out.metrics["overall"][name])
     metrics.log_metric("behavioral_passed", sum(r["passed"] for r in out.behavioral))

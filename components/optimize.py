@@ -1,7 +1,7 @@
 """optimize: an Optuna study over the training arguments, each trial logged to MLflow."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
 
 from tagifai.steps import default_image
 
@@ -18,6 +18,8 @@ def optimize(
     state_dir: str,
     best_args: Output[Artifact],
     metrics: Output[Metrics],
+    plots: Output[HTML],
+    profile: Output[HTML],
     model_families: str = "",
 ):
     """Search the training arguments on the train and validation splits of ``dataset`` (never test).
@@ -33,13 +35,19 @@ def optimize(
     picked on noise.
     Writes: ``best_args`` (JSON of the chosen training arguments, also in its metadata under ``args``,
     with ``chosen``: which trial and why) and ``metrics`` (best_val_f1 of the chosen trial,
-    best_trial_val_f1, kept_base_args, trials complete/pruned).
+    best_trial_val_f1, kept_base_args, trials complete/pruned), ``plots`` (HTML: Optuna's optimisation
+    history and parameter importances of the study, a note instead of the importances below 2 completed
+    trials) and ``profile`` (HTML: rows per tag and text lengths of ``dataset``); the KFP and Vertex UIs
+    show both. A picture that cannot be drawn is a note on its page, never a failure.
     Empty URIs mean: this step's environment's TAGIFAI_* settings.
     """
+    from pathlib import Path
+
     import pandas as pd
 
     from tagifai.artifacts import keep_values
     from tagifai.config import get_settings
+    from tagifai.figures import optimization_page, profile_page
     from tagifai.workflows import tune, write_json
 
     s = get_settings(
@@ -48,8 +56,9 @@ def optimize(
         mlflow_tracking_uri=mlflow_tracking_uri,
         experiment_name=experiment_name,
     )
+    df = pd.read_parquet(dataset.path)
     args, value, summary = tune(
-        pd.read_parquet(dataset.path),
+        df,
         num_trials,
         s.optuna_storage,
         study_name,
@@ -71,4 +80,7 @@ def optimize(
     for key in ("n_complete", "n_pruned", "n_new_trials"):
         if isinstance(summary.get(key), (int, float)):
             metrics.log_metric(key, summary[key])
+    name = summary.get("study_name", study_name)
+    Path(plots.path).write_text(optimization_page(s.optuna_storage, name, summary), encoding="utf-8")
+    Path(profile.path).write_text(profile_page(df), encoding="utf-8")
     keep_values(metrics)  # a file at every output: kfp.local's cache can reuse this step

@@ -51,8 +51,8 @@ def build(plan: TaskPlan):
         replay_share: float = -1.0,
         replay_min_per_class: int = -1,
     ):
-        with notified(plan, "continual", **forward(notified, locals())):
-            data = dataops.tasks(plan, **forward(dataops.tasks, locals()))
+        with notified(plan, "continual", **forward(notified, locals())) as hold:
+            data = dataops.tasks(plan, **forward(dataops.tasks, locals(), after=hold))
             # A report here (a person or a schedule asked for this run, so it retrains whatever it says);
             # the sensor pipeline branches on it. Before mlops: it compares with the champion before this run
             # may replace it.

@@ -23,9 +23,17 @@ class DataOps(NamedTuple):
 
 
 def tasks(
-    plan: TaskPlan, *, projects_source: str, tags_source: str, warehouse: str, state_dir: str, dbt_target: str
+    plan: TaskPlan,
+    *,
+    projects_source: str,
+    tags_source: str,
+    warehouse: str,
+    state_dir: str,
+    dbt_target: str,
+    after=None,
 ) -> DataOps:
-    """Add the dataops tasks to the pipeline being defined; their curated Dataset and last task."""
+    """Add the dataops tasks to the pipeline being defined; their curated Dataset and last task. ``after``: a
+    task the first warehouse task (sync-projects) waits for (the run lease)."""
 
     # Caching (docs/deploy.md, "Caching"): a fingerprint task (never cached) reads each source's bytes, and
     # sync is keyed on it. Unchanged bytes reuse the load, and so every step whose inputs are the reused
@@ -47,6 +55,8 @@ def tasks(
     # only the parallelism of the two syncs and of the two validations (a few seconds).
     # tests/delivery/test_warehouse_order.py checks every compiled pipeline for it.
     _, sync_projects = load(projects_source, "projects")
+    if after is not None:
+        sync_projects.after(after)
     _, sync_tags = load(tags_source, "tags")
     sync_tags.after(sync_projects)
 
@@ -92,7 +102,7 @@ def build(plan: TaskPlan):
     ):
         """Empty ``warehouse``/``state_dir`` mean: each step uses its environment's TAGIFAI_* settings; empty
         ``dbt_target``: the warehouse's own target (``local`` for DuckDB, ``prod`` for BigQuery)."""
-        with notified(plan, "dataops", state_dir=state_dir):
-            tasks(plan, **forward(tasks, locals()))
+        with notified(plan, "dataops", **forward(notified, locals())) as hold:
+            tasks(plan, **forward(tasks, locals(), after=hold))
 
     return dataops

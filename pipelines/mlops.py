@@ -124,7 +124,7 @@ def build(plan: TaskPlan):
     ):
         """Empty URIs mean: each step uses its environment's TAGIFAI_* settings; so do an empty
         ``training_data`` (full or window), a zero ``window_days`` and a negative replay share or minimum."""
-        with notified(plan, "mlops", **forward(notified, locals())):
-            tasks(plan, **forward(tasks, locals()))
+        with notified(plan, "mlops", **forward(notified, locals())) as hold:
+            tasks(plan, **forward(tasks, locals(), after=hold))
 
     return mlops

@@ -10,7 +10,8 @@ names. A :class:`TaskPlan` holds both for one target and is what the pipeline fa
 - ``local`` (``tagifai run``): caching only (kfp.local's cache, keyed like KFP's); nothing else;
 - ``kubeflow`` (``tagifai compile``, ``tagifai submit``): caching, retries with backoff, CPU/memory
   requests and limits (plain KFP) plus kfp-kubernetes: ConfigMap and secrets as environment
-  variables, secret volumes, PVC mounts, image pull secrets and policy, pod timeouts. The YAML then
+  variables, secret volumes, PVC mounts, image pull secrets and policy, pod timeouts, the container's
+  user (security context: runAsUser/runAsGroup/runAsNonRoot; no fsGroup in kfp-kubernetes). The YAML then
   has a second document (``platforms: kubernetes:``);
 - ``vertex`` (``tagifai compile --target vertex``, ``tagifai vertex run``): only what Vertex AI
   reads from a single-document pipeline spec: caching, retries, CPU/memory limits, and the static
@@ -98,6 +99,15 @@ class PvcMount(_Strict):
     steps: StepList = None
 
 
+class SecurityContext(_Strict):
+    """The container's identity (kfp-kubernetes' ``set_security_context``). kfp-kubernetes 2.17 sets no pod
+    ``fsGroup``: the cluster makes a volume writable for this user (manifests/tagifai/data-permissions.yaml)."""
+
+    run_as_user: int | None = Field(default=None, ge=0)
+    run_as_group: int | None = Field(default=None, ge=0)
+    run_as_non_root: bool | None = None
+
+
 class KubernetesSettings(_Strict):
     image_pull_secrets: list[str] = []
     image_pull_policy: str | None = None
@@ -105,6 +115,7 @@ class KubernetesSettings(_Strict):
     secret_env: list[SecretEnv] = []
     secret_volumes: list[SecretVolume] = []
     pvcs: list[PvcMount] = []
+    security_context: SecurityContext | None = None
 
     @field_validator("image_pull_policy")
     @classmethod
@@ -233,6 +244,8 @@ def _apply_kubernetes(task, name: str, step: StepSettings, k8s: KubernetesSettin
         kubernetes.set_image_pull_secrets(task, list(k8s.image_pull_secrets))
     if k8s.image_pull_policy:
         kubernetes.set_image_pull_policy(task, k8s.image_pull_policy)
+    if k8s.security_context is not None and k8s.security_context.model_dump(exclude_none=True):
+        kubernetes.set_security_context(task, **k8s.security_context.model_dump(exclude_none=True))
     for item in k8s.config_map_env:
         if _for(name, item.steps):
             kubernetes.use_config_map_as_env(task, item.config_map, dict(item.env), optional=item.optional)

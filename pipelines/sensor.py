@@ -50,7 +50,7 @@ def build(plan: TaskPlan):
         retrain_on: str = "new-data",
     ):
         """``approval`` defaults to manual: an unattended retraining never replaces the champion by itself."""
-        with notified(plan, "sensor", **forward(notified, locals())):
+        with notified(plan, "sensor", **forward(notified, locals())) as hold:
             decided = sense(
                 projects_source=projects_source,
                 warehouse=warehouse,
@@ -58,6 +58,7 @@ def build(plan: TaskPlan):
                 max_age_days=max_age_days,
             )
             decided.set_display_name("sense")
+            decided.after(hold)
             plan.configure(decided)
             # Conditions on plain outputs: kfp.local 2.17 cannot resolve a NamedTuple field in a condition.
             with dsl.If(decided.outputs["Output"] == True, name="new-data"):  # noqa: E712 - a KFP condition

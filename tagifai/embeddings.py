@@ -13,14 +13,30 @@ embedder and shares it between the cross-validation folds and the final model, s
 once per run (and once per Optuna study). Pickling drops the ONNX session and the memo; they come back
 lazily in the process that unpickles it (MLflow models stay small and portable).
 
+Across processes, a persistent :class:`VectorStore` keeps every vector encoded: optimize, train,
+evaluate and drift run in their own processes (pods) and retraining sees mostly the same texts again, so
+each of them encodes only the texts no process has encoded before. Its folder is the setting
+``embedding_cache`` (``TAGIFAI_EMBEDDING_CACHE``, default ``<home>/embeddings``; "off" disables it), read
+from the environment at the first encode of an embedder, so no step passes it along (a step that gets
+its state folder only as an argument, as under kfp.local without TAGIFAI_HOME, uses the default
+``<project>/.tagifai/embeddings``: still one folder for all the steps of the machine); a sub-folder per
+model file, ``max_length`` and :data:`ENCODER_VERSION`. Each vector's key is the sha256 of the model file's
+sha256, ``max_length``, :data:`ENCODER_VERSION` and the text. Embedders made for training write what they
+encode; embedders unpickled with a model (evaluation, drift, serving) only read, so a served model never
+grows a store with its traffic. The test suite's shared memo (:func:`share_memo`) replaces the store.
+
 numpy only at import time; onnxruntime, tokenizers and the model package are imported when the first
 text is encoded. :class:`EmbeddingUnavailable` (an ImportError) names what to install when they are missing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import secrets
 import threading
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +51,9 @@ MINILM_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a
 MODEL_PATH_ENV = "TAGIFAI_EMBEDDING_MODEL"
 VOCAB_PATH = Path(__file__).parent / "assets" / "minilm-vocab.txt"
 DIM = 384
+#: Part of every key of the vector store: bump it when the vector of a text changes for the same model
+#: file and ``max_length`` (tokenizer, pooling, normalisation), so no store serves vectors of older code.
+ENCODER_VERSION = 1
 
 
 class EmbeddingUnavailable(ImportError):
@@ -75,24 +94,29 @@ _SESSIONS: dict[tuple[str, int], object] = {}
 _SHARED_MEMO: dict[tuple[str, int, str], np.ndarray] | None = None
 _SESSION_LOCK = threading.Lock()
 _VERIFIED: set[str] = set()
+#: The vector stores of this process, by folder (their in-memory indexes; see :class:`VectorStore`).
+_STORES: dict[str, VectorStore] = {}
 
 
 def share_memo(enabled: bool = True) -> None:
     """Let every embedder of this process share one memo of vectors (off by default).
 
     For test suites that train many models on the same texts. Benchmarks and pipeline steps leave it
-    off, so every training run pays for encoding its own texts and its timing is honest.
+    off, so every training run pays for encoding its own texts and its timing is honest. While it is on,
+    embedders neither read nor write the persistent store: a test suite never leaves vectors in a state
+    folder, and a test of the encoder never gets vectors encoded by an earlier version of the code.
     """
     global _SHARED_MEMO
     _SHARED_MEMO = {} if enabled else None
 
 
 def reset() -> None:
-    """Forget the process's encoder sessions, verified files and shared memo, as in a fresh process
-    (the model benchmark times every run from this state)."""
+    """Forget the process's encoder sessions, verified files, shared memo and the indexes of its vector
+    stores, as in a fresh process (the model benchmark times every run from this state)."""
     with _SESSION_LOCK:
         _SESSIONS.clear()
         _VERIFIED.clear()
+        _STORES.clear()
     share_memo(False)
 
 
@@ -153,31 +177,232 @@ def session(path: Path | None = None, threads: int | None = None):
         return _SESSIONS[key]
 
 
+# --------------------------------------------------------------------------- the vector store
+
+#: One row of a shard: the 32-byte sha256 key of a text and its vector.
+SHARD_DTYPE = np.dtype([("key", "u1", (32,)), ("vector", "<f4", (DIM,))])
+_SHARD_PREFIX, _SHARD_SUFFIX, _NAME_HEX = "shard-", ".npy", 32
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"embedding store: {message}", RuntimeWarning, stacklevel=3)
+
+
+class VectorStore:
+    """Vectors by key in one folder of append-only shards, shared by the processes of a machine or a volume.
+
+    A shard is one ``.npy`` file of :data:`SHARD_DTYPE` rows named ``shard-<sha256 of its bytes, 32 hex>.npy``.
+    A writer writes each new set of vectors as a new shard: a temporary file (``.tmp-<pid>-<random>``,
+    fsync'd) renamed into place, so a shard is whole or absent, and writers never share a file (two
+    writers that store the same vectors make the same name; the rename of either is the same shard).
+    Readers list the folder at every :meth:`get`, index the shards they have not seen (keys in memory,
+    vectors memory-mapped) and ignore anything else: temporary files, a shard whose bytes do not match
+    its name (truncated, corrupted) or that numpy cannot read (a warning, once, then it is skipped), a
+    shard that disappeared. A key in two shards (two processes encoded a text at the same time) is read
+    from the first shard by name, the same in every process.
+
+    Nothing is ever deleted: the size grows with the distinct texts (1.5 KiB each; 100k texts are 150
+    MiB). Removing the folder (or a sub-folder) is always safe, also while steps run: the next encode
+    misses and writes again. Every process reads each shard once whole (to check it); a reader's memory
+    is its index (about 150 bytes a key) and the pages of the shards it reads.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+        self._shards: list[np.ndarray] = []
+        self._index: dict[bytes, tuple[int, int]] = {}
+        self._warned: set[str] = set()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._refresh()
+            return len(self._index)
+
+    def __repr__(self) -> str:
+        return f"VectorStore({str(self.path)!r}, shards={len(self._shards)}, keys={len(self._index)})"
+
+    def _refresh(self) -> None:
+        try:
+            names = sorted(
+                e.name
+                for e in os.scandir(self.path)
+                if e.name.startswith(_SHARD_PREFIX) and e.name.endswith(_SHARD_SUFFIX) and e.name not in self._seen
+            )
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._warn_once(str(self.path), f"cannot list {self.path}: {exc}")
+            return
+        for name in names:
+            self._load(name)
+
+    def _load(self, name: str) -> None:
+        file = self.path / name
+        try:
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()
+            if name[len(_SHARD_PREFIX) : -len(_SHARD_SUFFIX)] != digest[:_NAME_HEX]:
+                raise ValueError("its content does not match its name (truncated or corrupted)")
+            shard = np.load(file, mmap_mode="r", allow_pickle=False)
+            if shard.dtype != SHARD_DTYPE or shard.ndim != 1:
+                raise ValueError(f"unexpected array {shard.dtype} {shard.shape}")
+        except FileNotFoundError:
+            return  # removed since the listing: a later listing decides
+        except (OSError, ValueError) as exc:
+            self._seen.add(name)
+            self._warn_once(name, f"ignoring {file}: {exc}")
+            return
+        self._add(name, shard)
+
+    def _add(self, name: str, shard: np.ndarray) -> None:
+        self._seen.add(name)
+        number = len(self._shards)
+        self._shards.append(shard)
+        keys = np.ascontiguousarray(shard["key"]).tobytes()
+        for row in range(len(shard)):
+            self._index.setdefault(keys[32 * row : 32 * row + 32], (number, row))
+
+    def _warn_once(self, what: str, message: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            _warn(message)
+
+    def get(self, keys: Sequence[bytes]) -> dict[int, np.ndarray]:
+        """``{position in keys: vector}`` of the keys the store holds (float32 copies, exactly as written)."""
+        with self._lock:
+            self._refresh()
+            found = [(i, self._index[k]) for i, k in enumerate(keys) if k in self._index]
+            shards = list(self._shards)
+        by_shard: dict[int, list[tuple[int, int]]] = {}
+        for i, (number, row) in found:
+            by_shard.setdefault(number, []).append((i, row))
+        out: dict[int, np.ndarray] = {}
+        for number, pairs in by_shard.items():
+            vectors = np.array(shards[number]["vector"][[row for _, row in pairs]], dtype=np.float32)
+            out.update((i, vectors[j]) for j, (i, _) in enumerate(pairs))
+        return out
+
+    def put(self, keys: Sequence[bytes], vectors: np.ndarray) -> Path | None:
+        """Write ``vectors`` (one row a key) as one new shard; its path (None for no rows)."""
+        if not len(keys):
+            return None
+        rows = np.zeros(len(keys), dtype=SHARD_DTYPE)
+        rows["key"] = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32)
+        rows["vector"] = vectors
+        buffer = io.BytesIO()
+        np.save(buffer, rows, allow_pickle=False)
+        data = buffer.getvalue()
+        name = f"{_SHARD_PREFIX}{hashlib.sha256(data).hexdigest()[:_NAME_HEX]}{_SHARD_SUFFIX}"
+        self.path.mkdir(parents=True, exist_ok=True)
+        temporary = self.path / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
+        try:
+            with open(temporary, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, self.path / name)
+        finally:
+            temporary.unlink(missing_ok=True)
+        with self._lock:
+            if name not in self._seen:
+                self._add(name, rows)
+        return self.path / name
+
+
+def store(path: str | Path) -> VectorStore:
+    """The process's :class:`VectorStore` of ``path`` (one index per folder per process)."""
+    key = str(Path(path).expanduser().absolute())
+    with _SESSION_LOCK:
+        if key not in _STORES:
+            _STORES[key] = VectorStore(key)
+        return _STORES[key]
+
+
+def store_root() -> Path | None:
+    """The store folder of the settings (``TAGIFAI_EMBEDDING_CACHE``, else ``<home>/embeddings``), or None
+    when it is off (or the settings cannot be read: a warning, and no store)."""
+    try:
+        from tagifai.config import get_settings
+
+        value = get_settings().embedding_cache
+    except Exception as exc:  # noqa: BLE001 - a cache must never stop an encode
+        _warn(f"off: the settings could not be read ({exc})")
+        return None
+    return Path(value) if value else None
+
+
+def key_prefix(name: str = "minilm", max_length: int = 128) -> bytes:
+    """What every key of one store folder starts with: the model file's sha256, max_length, the version."""
+    return f"{name}\x00{MINILM_SHA256}\x00{int(max_length)}\x00{ENCODER_VERSION}\x00".encode()
+
+
+def text_keys(texts: Sequence[str], name: str = "minilm", max_length: int = 128) -> list[bytes]:
+    """The store keys of ``texts``: sha256 of :func:`key_prefix` and the text (UTF-8)."""
+    base = hashlib.sha256(key_prefix(name, max_length))
+    keys = []
+    for text in texts:
+        h = base.copy()
+        h.update(text.encode("utf-8", "surrogatepass"))
+        keys.append(h.digest())
+    return keys
+
+
+def store_folder(root: str | Path, name: str = "minilm", max_length: int = 128) -> Path:
+    """The sub-folder of ``root`` for one model file, max_length and :data:`ENCODER_VERSION`."""
+    return Path(root) / f"{name}-{MINILM_SHA256[:12]}-len{int(max_length)}-v{ENCODER_VERSION}"
+
+
 class SentenceEmbedder:
     """Raw texts -> L2-normalised all-MiniLM-L6-v2 sentence vectors (``float32``, ``(n, 384)``).
 
     ``encode`` tokenises (at most ``max_length`` tokens a text; the Made With ML texts have 32 on
     average, 64 at most), runs the encoder in batches of ``batch_size`` texts of similar length and
-    mean-pools the last hidden states over the real tokens. Vectors are memoised per instance by text.
-    The vector of a text does not depend on the batch it is in.
+    mean-pools the last hidden states over the real tokens. Vectors are memoised per instance by text,
+    and read from (and written to) the persistent store of the settings (module docstring): only texts
+    in neither are encoded, in one run sorted by length, and written as one shard. The vector of a text
+    does not depend on the batch it is in (to about 1e-7); a stored vector is the bytes the encoder gave.
+
+    ``store``: "settings" (default: ``TAGIFAI_EMBEDDING_CACHE`` at the first encode), a folder, or None
+    (no store). ``store_writes``: whether encoded vectors are written; a new embedder writes, an unpickled
+    one (a loaded model) does not. Neither is pickled. :attr:`stats` counts texts read from the store
+    and texts encoded.
     """
 
-    def __init__(self, name: str = "minilm", max_length: int = 128, batch_size: int = 16):
+    def __init__(
+        self,
+        name: str = "minilm",
+        max_length: int = 128,
+        batch_size: int = 16,
+        store: str | Path | None = "settings",
+        store_writes: bool = True,
+    ):
         if name not in EMBEDDING_MODELS:
             raise ValueError(f"unknown embedding {name!r}: expected one of {EMBEDDING_MODELS}")
         self.name = name
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
+        self.store_writes = bool(store_writes)
+        self._store_setting = store
+        self._store: VectorStore | None | bool = False  # False: not resolved yet
         self._memo: dict[tuple, np.ndarray] = {}
+        self.stats = {"from_store": 0, "encoded": 0}
 
     def __getstate__(self) -> dict:
         return {"name": self.name, "max_length": self.max_length, "batch_size": self.batch_size}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(**state)
+        self.__init__(**state, store_writes=False)
 
     def __repr__(self) -> str:
         return f"SentenceEmbedder({self.name!r}, memo={len(self._memo)})"
+
+    def vector_store(self) -> VectorStore | None:
+        """This embedder's store (its sub-folder of the store root), resolved once; None when off."""
+        if self._store is False:
+            root = store_root() if self._store_setting == "settings" else self._store_setting
+            self._store = store(store_folder(root, self.name, self.max_length)) if root else None
+        return self._store
 
     def clear(self) -> None:
         """Forget the memoised vectors."""
@@ -192,11 +417,40 @@ class SentenceEmbedder:
             memo, prefix = self._memo, ()
         missing = list(dict.fromkeys(t for t in texts if (*prefix, t) not in memo))
         if missing:
-            for text, vector in zip(missing, self._run(missing), strict=True):
+            vectors = self._vectors(missing, stored=_SHARED_MEMO is None)
+            for text, vector in zip(missing, vectors, strict=True):
                 memo[(*prefix, text)] = vector
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         return np.stack([memo[(*prefix, t)] for t in texts])
+
+    def _vectors(self, texts: list[str], stored: bool = True) -> list[np.ndarray]:
+        """The vectors of distinct ``texts``: from the store, else encoded (and then stored)."""
+        vault = self.vector_store() if stored else None
+        if vault is None:
+            self.stats["encoded"] += len(texts)
+            return list(self._run(texts))
+        path = model_path()
+        with _SESSION_LOCK:
+            _verify(path)  # the keys name the model file: it must be the expected one
+        keys = text_keys(texts, self.name, self.max_length)
+        try:
+            found = vault.get(keys)
+        except (OSError, ValueError) as exc:
+            _warn(f"reading {vault.path} failed, encoding instead: {exc}")
+            found = {}
+        todo = [i for i in range(len(texts)) if i not in found]
+        self.stats["from_store"] += len(found)
+        self.stats["encoded"] += len(todo)
+        if todo:
+            encoded = self._run([texts[i] for i in todo])
+            found.update(zip(todo, encoded, strict=True))
+            if self.store_writes:
+                try:
+                    vault.put([keys[i] for i in todo], encoded)
+                except OSError as exc:
+                    _warn(f"writing to {vault.path} failed: {exc}")
+        return [found[i] for i in range(len(texts))]
 
     def _run(self, texts: list[str]) -> np.ndarray:
         tok = tokenizer(self.max_length)

@@ -48,6 +48,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tagifai.secrets import read_secret_manager  # moved to tagifai.secrets; re-exported here
+
 log = logging.getLogger(__name__)
 
 DEFAULT_WEBHOOK_FILE = "/var/secrets/notify/webhook-url"
@@ -62,19 +64,6 @@ _RETRY_STATUSES = range(500, 600)
 
 
 # --------------------------------------------------------------------------- the webhook URL
-
-
-def read_secret_manager(name: str, client: Any = None, timeout: float = 10.0) -> str:
-    """The payload of Secret Manager version ``name`` (``projects/P/secrets/S/versions/V``) as text.
-
-    ``client``: a ``SecretManagerServiceClient`` (default: a new one, gRPC, Application Default Credentials).
-    """
-    if client is None:
-        from google.cloud import secretmanager
-
-        client = secretmanager.SecretManagerServiceClient()
-    response = client.access_secret_version(name=name, timeout=timeout)
-    return response.payload.data.decode("utf-8").strip()
 
 
 def resolve_webhook(settings: Any, secret_client: Any = None) -> tuple[str, str]:

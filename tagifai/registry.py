@@ -14,13 +14,20 @@ twice:
 Decisions of the evaluate step and of people are model-version tags too: ``tagifai.decision``
 (``promoted``, ``pending-approval``, ``rejected``, ``rolled-back``) and ``tagifai.decision_reason``.
 
+Every move of ``champion`` also writes the **serving copy** of the new champion beside a local SQLite store
+(:meth:`Registry.export_serving_copy`, :mod:`tagifai.predict`), which ``tagifai predict`` loads without MLflow
+while it is still the champion.
+
 Who: :func:`actor` (``getpass.getuser()``, i.e. ``$LOGNAME``/``$USER``/... or the OS account).
 mlflow is imported inside the functions (through :mod:`tagifai.tracking`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -28,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from tagifai.tracking import CHAMPION, _artifact_location, _client, model_version_by_alias
+
+logger = logging.getLogger(__name__)
 
 CHALLENGER = "challenger"
 DECISION = "tagifai.decision"
@@ -205,7 +214,55 @@ class Registry:
         ):
             self.client.set_model_version_tag(self.model_name, str(to_version), f"tagifai.{alias}.{key}", value)
         self._log(move)
+        if alias == CHAMPION:
+            self._export_champion(to_version)
         return move
+
+    # ------------------------------------------------------------------ the serving copy
+
+    def export_serving_copy(self, version: int | str | None = None) -> Path | None:
+        """Write the serving copy of ``version`` (default: the champion) beside a local SQLite store, for
+        ``tagifai predict`` to load without MLflow (:func:`tagifai.predict.load_serving_copy`). Returns the
+        path of its ``serving.json``, or None when the store is not a local SQLite file or there is no
+        champion. Raises when the model's files cannot be read."""
+        import tempfile
+
+        import mlflow.artifacts
+        from mlflow.models import Model
+
+        from tagifai.predict import serving_dir, write_serving_copy
+
+        if serving_dir(self.tracking_uri, self.model_name) is None:
+            return None
+        if version is None:
+            version = self.alias_version(CHAMPION)
+            if version is None:
+                return None
+        mv = self.version(version)
+        uri = self.client.get_model_version_download_uri(self.model_name, str(mv.version))
+        with tempfile.TemporaryDirectory(prefix="tagifai-serving-") as tmp, _no_progress_bar():
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            flavor = Model.load(str(local)).flavors.get("sklearn")
+            if not flavor or "pickled_model" not in flavor:
+                raise RegistryError(f"{self.model_name} version {mv.version} has no sklearn flavor to serve")
+            return write_serving_copy(
+                local / flavor["pickled_model"],
+                self.tracking_uri,
+                self.model_name,
+                mv.version,
+                run_id=mv.run_id or "",
+                source=mv.source or "",
+                serialization_format=flavor.get("serialization_format", "cloudpickle"),
+            )
+
+    def _export_champion(self, version: int) -> None:
+        """The serving copy after a champion move; a failure leaves the move done and prediction on MLflow."""
+        try:
+            self.export_serving_copy(version)
+        except Exception as exc:  # a stale copy is never served (its version is checked), so only speed is lost
+            logger.warning(
+                "%s: no serving copy of version %s (%s: %s)", self.model_name, version, type(exc).__name__, exc
+            )
 
     def _log(self, move: AliasMove) -> None:
         from mlflow.entities import Param, RunTag
@@ -299,6 +356,21 @@ class Registry:
         move = self.move_alias(CHAMPION, target, why, action="rollback")
         self.set_decision(current, ROLLED_BACK, f"rolled back by {self.actor}: {why}")
         return move
+
+
+@contextlib.contextmanager
+def _no_progress_bar():
+    """MLflow's artifact download progress bar off (it would print on stderr of every promotion)."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def _iso(millis: int | None) -> str:

@@ -198,7 +198,8 @@ STEPS: tuple[Step, ...] = (
     Step(
         "notify",
         extra="notify",
-        description="the exit task of every pipeline: a run summary, posted to a webhook (google-cloud-secret-manager)",
+        description="the first and exit tasks of every pipeline: the run lease of a DuckDB warehouse, and a run "
+        "summary posted to a webhook (google-cloud-secret-manager)",
         components=(
             Component(
                 "notify",
@@ -207,6 +208,7 @@ STEPS: tuple[Step, ...] = (
                     Show("notify_webhook", artifact="summary", field="webhook"),
                 ),
             ),
+            Component("hold_warehouse"),
         ),
     ),
 )

@@ -292,6 +292,7 @@ def run_local(
         raise ValueError(f"unknown runner {runner!r}; use subprocess or docker")
     pipeline = build(pipeline_name, "local", images=images)
     with state_lock(home, wait):
+        _clear_lease(arguments.get("warehouse", ""), quiet)
         if runner == "subprocess":
             summary = _execute(
                 pipeline,
@@ -316,6 +317,18 @@ def run_local(
         summary["report"] = write_run_report(summary, home, pipeline, arguments.get("optuna_storage", ""))
         (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+def _clear_lease(warehouse: str, quiet: bool) -> None:
+    """Under the state folder's lock no other local run can hold the warehouse: a lease found now was left by a
+    run that was interrupted before its exit task gave it back (tagifai.lease)."""
+    from tagifai import lease
+    from tagifai.warehouse import parse_warehouse
+
+    path = parse_warehouse(warehouse).lease_path() if warehouse else None
+    left = lease.clear(path) if path is not None else None
+    if left is not None and not quiet:
+        print(f"cleared the warehouse lease left by run {left.holder} (since {left.acquired_at})")
 
 
 def _execute(

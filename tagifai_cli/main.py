@@ -79,11 +79,37 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _model(args: argparse.Namespace):
-    from tagifai.tracking import load_model, resolve_model_uri
-
+    """``(uri, model)``: the champion's serving copy when it is current (no MLflow import), else through MLflow."""
     settings = settings_from(args)
+    lookup = None
+    if not args.model_uri:
+        from tagifai.predict import load_serving_copy
+
+        lookup = load_serving_copy(settings.mlflow_tracking_uri, settings.model_name)
+        if lookup.used:
+            return lookup.uri, lookup.model
+        if lookup.warning:
+            print(f"tagifai {args.command}: warning: {lookup.warning}; loading from MLflow", file=sys.stderr)
+    from tagifai.tracking import CHAMPION, champion_uri, load_model, resolve_model_uri
+
     uri = args.model_uri or resolve_model_uri(settings.model_name, settings.mlflow_tracking_uri)
-    return uri, load_model(uri, tracking_uri=settings.mlflow_tracking_uri)
+    model = load_model(uri, tracking_uri=settings.mlflow_tracking_uri)
+    if lookup is not None and uri == champion_uri(settings.model_name, CHAMPION) and lookup.reason != "current":
+        _refresh_serving_copy(args, settings)
+    return uri, model
+
+
+def _refresh_serving_copy(args: argparse.Namespace, settings) -> None:
+    """Rewrite a missing, stale or broken serving copy of the champion, so the next call is fast again."""
+    from tagifai.predict import serving_dir
+    from tagifai.registry import Registry
+
+    if serving_dir(settings.mlflow_tracking_uri, settings.model_name) is None:
+        return
+    try:
+        Registry(settings.model_name, settings.mlflow_tracking_uri).export_serving_copy()
+    except Exception as exc:  # only speed is lost: the next call loads through MLflow again
+        print(f"tagifai {args.command}: warning: could not write the serving copy: {exc}", file=sys.stderr)
 
 
 def _read_input(path: str, required: tuple[str, ...]):

@@ -18,11 +18,13 @@ COMPILE_FLAGS = (
 )
 
 
-def settings_from(args: argparse.Namespace):
+def settings_from(args: argparse.Namespace, export_secrets: bool = True):
     """The settings object: the environment (and .env), with the command's flags on top.
 
     Settings reach the steps as pipeline parameters (warehouse, state_dir, tracking URI ...), never by
-    writing this process's environment.
+    writing this process's environment. ``export_secrets``: give this process's MLflow client its token
+    (a command that reads MLflow); the delivery commands pass False: they read no secret of the steps (a
+    Secret Manager reference stays a reference, read inside the step).
     """
     from tagifai.config import get_settings
 
@@ -43,7 +45,7 @@ def settings_from(args: argparse.Namespace):
         value = overrides[key]
         if value and "://" not in str(value):
             overrides[key] = str(Path(value).expanduser().resolve())
-    return get_settings(**overrides)
+    return get_settings(export_secrets=export_secrets, **overrides)
 
 
 def pipeline_arguments(

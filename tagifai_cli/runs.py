@@ -1,5 +1,9 @@
 """``tagifai report [RUN]`` and ``tagifai runs``: the report of a local run, and the list of all local runs.
 
+``tagifai runs`` (and ``tagifai runs list``) lists the local runs; ``tagifai runs list --kubeflow`` (or with
+``--host``) the runs on Kubeflow Pipelines, and ``tagifai runs get|cancel|retry RUN_ID`` look at, terminate or
+retry one run there (:mod:`tagifai_cli.kubeflow`, with the same connection flags and settings as ``submit``).
+
 Every ``tagifai run`` writes its report at the end (:func:`tagifai_cli.report.write_run_report`); these
 commands write it again on demand (after a change, or for a run from before the reports) and list the runs
 with ``runs/index.html`` beside their reports. A run from before the reports has no saved summary: one is
@@ -123,6 +127,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    """``runs list``: the local runs, or with ``--kubeflow``/``--host`` those on Kubeflow Pipelines."""
+    if args.kubeflow or args.host:
+        from tagifai_cli.kubeflow import cmd_runs_list as kubeflow_list
+
+        return kubeflow_list(args)
+    given = [flag for flag, value in (("--experiment", args.experiment), ("--pipeline", args.pipeline)) if value]
+    if given or args.in_cluster or args.token_file or args.namespace:
+        from tagifai_cli.packaging import DeliveryError
+
+        raise DeliveryError(f"{', '.join(given) or 'a connection flag'}: for the runs on Kubeflow: add --kubeflow")
+    return cmd_runs(args)
+
+
 def add_parsers(sub) -> None:
     def state_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--home", help="state folder (TAGIFAI_HOME; default .tagifai in the project)")
@@ -136,7 +154,20 @@ def add_parsers(sub) -> None:
     state_flags(rep)
     rep.set_defaults(func=cmd_report)
 
-    lst = sub.add_parser("runs", help="list the local runs (status, duration, f1, model) and write runs/index.html")
+    lst = sub.add_parser(
+        "runs",
+        help="list the local runs (status, duration, f1, model) and write runs/index.html; "
+        "list|get|cancel|retry the runs on Kubeflow Pipelines",
+    )
     lst.add_argument("--json", action="store_true", help="print the runs as JSON")
     state_flags(lst)
     lst.set_defaults(func=cmd_runs)
+    from tagifai_cli import kubeflow
+
+    rsub = lst.add_subparsers(dest="runs_command", metavar="{list,get,cancel,retry}")  # none: the local runs
+    ls = rsub.add_parser("list", help="the local runs, or with --kubeflow (or --host) those on Kubeflow Pipelines")
+    ls.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the runs as JSON")
+    ls.add_argument("--home", default=argparse.SUPPRESS, help="state folder of the local runs (TAGIFAI_HOME)")
+    kubeflow.add_list_arguments(ls)
+    ls.set_defaults(func=cmd_runs_list)
+    kubeflow.add_run_parsers(rsub)

@@ -4,7 +4,8 @@ The package is the Vertex flavour (``tagifai compile --target vertex``: one YAML
 kfp-kubernetes settings, which Vertex cannot load) compiled now from the pipeline, or given with
 ``--package``. It becomes a ``google.cloud.aiplatform.PipelineJob`` with the project, region, a
 ``gs://`` pipeline root, labels, caching and typed parameters; ``run`` submits it (as the service
-account given) and can wait for its final state, ``schedule`` creates a ``PipelineJobSchedule``.
+account given) and can wait for its final state (``--timeout``: at most that long; the job keeps running
+on Vertex AI unless ``--cancel-on-timeout``), ``schedule`` creates a ``PipelineJobSchedule``.
 
 Step images come from the same registry setting as everywhere (``--registry``/TAGIFAI_REGISTRY, an
 Artifact Registry path such as ``europe-west4-docker.pkg.dev/PROJECT/tagifai``; the tag ``--tag``, else
@@ -17,6 +18,10 @@ server: the commands refuse a run that would use the embedded DuckDB or SQLite f
 The package options come from :mod:`tagifai_cli.options` (shared with ``tagifai submit``); the project,
 region, pipeline root, service account and API endpoint from the flags, else the settings
 (``TAGIFAI_VERTEX_*``; the project also from GOOGLE_CLOUD_PROJECT).
+
+Secrets never travel with the job: a step reads its MLflow token itself (``TAGIFAI_MLFLOW_TRACKING_TOKEN``, a
+Secret Manager reference ``sm://projects/P/secrets/S/versions/V`` set in the platform file's ``vertex.env``,
+:mod:`tagifai.secrets`); these commands read no secret and send none.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +57,9 @@ from tagifai_cli.packaging import (
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _REMOTE_TRACKING = ("http://", "https://", "databricks")
+#: gs://BUCKET[/PATH]: a bucket name is lowercase letters, digits, -, _ and . (Cloud Storage checks the rest)
+_GCS_ROOT = re.compile(r"^gs://[a-z0-9][a-z0-9._-]*(/.*)?$")
+_FINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 
 def parameters(spec: dict, given: dict, settings=None) -> dict:
@@ -61,7 +70,7 @@ def parameters(spec: dict, given: dict, settings=None) -> dict:
     if settings is None:
         from tagifai.config import get_settings
 
-        settings = get_settings()
+        settings = get_settings(export_secrets=False)
     from tagifai.warehouse import parse_warehouse
 
     def shared(uri: str) -> bool:
@@ -106,6 +115,21 @@ def labels(pipeline: str, given: dict) -> dict:
     return out
 
 
+def check_pipeline_root(pipeline_root: str) -> str:
+    """``pipeline_root`` when it is ``gs://BUCKET[/PATH]``, else one line saying what to give."""
+    if not pipeline_root:
+        raise DeliveryError(
+            "no pipeline root: --pipeline-root gs://BUCKET/PATH (or TAGIFAI_VERTEX_PIPELINE_ROOT), "
+            "a bucket in the region of the runs for their artifacts"
+        )
+    if not _GCS_ROOT.match(pipeline_root):
+        raise DeliveryError(
+            f"pipeline root {pipeline_root!r}: expected gs://BUCKET/PATH "
+            "(--pipeline-root or TAGIFAI_VERTEX_PIPELINE_ROOT; a bucket name is lowercase)"
+        )
+    return pipeline_root
+
+
 def _credentials():
     """Application default credentials (gcloud auth application-default login, or the workload's account)."""
     return None
@@ -129,11 +153,7 @@ def build_job(
     """The ``PipelineJob`` for a compiled Vertex package (built offline; nothing is sent)."""
     if not project:
         raise DeliveryError("no Google Cloud project: --project, TAGIFAI_VERTEX_PROJECT or GOOGLE_CLOUD_PROJECT")
-    if not pipeline_root.startswith("gs://"):
-        raise DeliveryError(
-            f"pipeline root {pipeline_root!r}: expected gs://BUCKET/PATH "
-            "(--pipeline-root or TAGIFAI_VERTEX_PIPELINE_ROOT)"
-        )
+    check_pipeline_root(pipeline_root)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from google.cloud import aiplatform
@@ -175,13 +195,18 @@ class Place:
 
     @classmethod
     def of(cls, args, settings) -> Place:
-        return cls(
+        """The place, checked before anything is compiled: a project, and a ``gs://`` pipeline root."""
+        place = cls(
             project=args.project or settings.vertex_project or os.environ.get("GOOGLE_CLOUD_PROJECT", ""),
             region=args.region or settings.vertex_region,
             pipeline_root=args.pipeline_root or settings.vertex_pipeline_root,
             service_account=args.service_account or settings.vertex_service_account or None,
             api_endpoint=args.api_endpoint or settings.vertex_api_endpoint or None,
         )
+        if not place.project:
+            raise DeliveryError("no Google Cloud project: --project, TAGIFAI_VERTEX_PROJECT or GOOGLE_CLOUD_PROJECT")
+        check_pipeline_root(place.pipeline_root)
+        return place
 
 
 def _job(args, settings, place: Place, workdir: str):
@@ -207,8 +232,40 @@ def _job(args, settings, place: Place, workdir: str):
     return pkg.name, job
 
 
+def _state(job) -> str:
+    """The job's state now (``PipelineJob.state`` asks Vertex AI), without the PIPELINE_STATE_ prefix."""
+    return job.state.name.removeprefix("PIPELINE_STATE_")
+
+
+def wait_for(job, timeout: float | None, poll: float | None = None) -> str:
+    """Poll ``job`` until a final state, printing each change; past ``timeout`` seconds: ``TIMEOUT``."""
+    if poll is None:
+        from google.cloud.aiplatform import pipeline_jobs
+
+        poll = float(getattr(pipeline_jobs, "_JOB_WAIT_TIME", 5))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last = None
+    while True:
+        state = _state(job)
+        if state != last:
+            print(f"  {job.job_id}: {state}", flush=True)
+            last = state
+        if state in _FINAL:
+            error = getattr(job._gca_resource, "error", None)
+            if state != "SUCCEEDED" and error is not None and error.message:
+                print(f"  error: {error.message.splitlines()[0]}")
+            return state
+        if deadline is not None and time.monotonic() >= deadline:
+            return "TIMEOUT"
+        time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+
+
 def cmd_run(args) -> int:
-    settings = settings_from(args)
+    if args.timeout is not None and not args.wait:
+        raise DeliveryError("--timeout: only with --wait (without it the command returns once the job is created)")
+    if args.cancel_on_timeout and args.timeout is None:
+        raise DeliveryError("--cancel-on-timeout: only with --wait --timeout SECONDS")
+    settings = settings_from(args, export_secrets=False)
     place = Place.of(args, settings)
     with tempfile.TemporaryDirectory(prefix="tagifai-vertex-") as workdir:
         name, job = _job(args, settings, place, workdir)
@@ -216,11 +273,19 @@ def cmd_run(args) -> int:
     print(f"pipeline job {job.resource_name}\n{console_url(place.project, place.region, job.job_id)}")
     if not args.wait:
         return 0
-    try:
-        job.wait()
-    except RuntimeError as exc:  # aiplatform raises when the job fails or is cancelled
-        print(f"  {str(exc).splitlines()[0]}")
-    state = job.state.name.removeprefix("PIPELINE_STATE_")
+    state = wait_for(job, args.timeout, args.poll_interval)
+    if state == "TIMEOUT":
+        now = _state(job)
+        if args.cancel_on_timeout:
+            job.cancel()
+            raise DeliveryError(
+                f"pipeline job {job.job_id} still {now} after {args.timeout:g} s: cancel requested "
+                "(Vertex AI stops it on a best-effort basis; the console shows when it is CANCELLED)"
+            )
+        raise DeliveryError(
+            f"pipeline job {job.job_id} still {now} after {args.timeout:g} s; it keeps running on Vertex AI "
+            "(cancel it in the console, or --cancel-on-timeout next time)"
+        )
     print(f"{name} {state}")
     return 0 if state == "SUCCEEDED" else 1
 
@@ -229,7 +294,7 @@ def cmd_schedule(args) -> int:
     cron = check_cron(args.cron)
     if args.timezone:
         cron = f"TZ={args.timezone} {cron}"
-    settings = settings_from(args)
+    settings = settings_from(args, export_secrets=False)
     place = Place.of(args, settings)
     with tempfile.TemporaryDirectory(prefix="tagifai-vertex-") as workdir:
         name, job = _job(args, settings, place, workdir)
@@ -261,7 +326,8 @@ def add_parser(sub, pipeline_names) -> None:
         p.add_argument("--project", help="Google Cloud project (TAGIFAI_VERTEX_PROJECT, else GOOGLE_CLOUD_PROJECT)")
         p.add_argument("--region", help="Vertex AI region (TAGIFAI_VERTEX_REGION; default us-central1)")
         p.add_argument(
-            "--pipeline-root", help="gs://BUCKET/PATH for the run's artifacts (TAGIFAI_VERTEX_PIPELINE_ROOT)"
+            "--pipeline-root",
+            help="gs://BUCKET/PATH for the run's artifacts (TAGIFAI_VERTEX_PIPELINE_ROOT; required)",
         )
         p.add_argument("--service-account", help="service account the steps run as (TAGIFAI_VERTEX_SERVICE_ACCOUNT)")
         p.add_argument("--network", help="VPC network to peer (projects/NUMBER/global/networks/NAME)")
@@ -279,6 +345,16 @@ def add_parser(sub, pipeline_names) -> None:
     common(p)
     p.add_argument("--job-id", help="job id (default <pipeline>-<timestamp>)")
     p.add_argument("--wait", action="store_true", help="wait for the job and exit 1 unless it succeeds")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --wait: exit 1 when the job is not done after this long (it keeps running on Vertex AI)",
+    )
+    p.add_argument(
+        "--cancel-on-timeout", action="store_true", help="with --timeout: cancel the job when the time is up"
+    )
+    p.add_argument("--poll-interval", type=float, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
     p = vsub.add_parser("schedule", help="create a PipelineJobSchedule")

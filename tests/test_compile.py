@@ -314,3 +314,19 @@ def test_continual_is_one_dag_whose_artifacts_trace_the_model_to_the_source_batc
     # each sync's cache key: its source's fingerprint, a parameter from the fingerprint task
     fp = tasks["sync"]["inputs"]["parameters"]["source_fingerprint"]["taskOutputParameter"]
     assert fp["producerTask"] == "fingerprint"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", PIPELINES)
+def test_every_pipeline_ends_with_the_notify_exit_task(target, name):
+    """Issue 12 part 6: the whole run is one exit handler group, and notify runs after it whatever its state,
+    with the group's final status; no webhook URL is a parameter (it comes from a Secret at run time)."""
+    spec = next(yaml.safe_load_all((COMPILED / target / f"{name}.yaml").read_text()))
+    root = spec["root"]["dag"]["tasks"]
+    assert set(root) == {"exit-handler-1", "notify"}
+    notice = root["notify"]
+    assert notice["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert notice["inputs"]["parameters"]["status"] == {"taskFinalStatus": {"producerTask": "exit-handler-1"}}
+    assert notice["inputs"]["parameters"]["pipeline"]["runtimeValue"]["constant"] == name
+    assert not notice.get("cachingOptions", {}).get("enableCache")
+    assert not any("webhook" in p.lower() for p in spec["root"].get("inputDefinitions", {}).get("parameters", {}))

@@ -105,3 +105,22 @@ def test_models_approve_refuses_rejected_and_unknown_versions(gate, capsys):
 def test_models_rollback_without_a_previous_champion(gate, capsys):
     code, _, err = run(capsys, "models", "rollback", *gate["flags"])
     assert code == 1 and "no previous champion" in err
+
+
+def test_models_approve_and_rollback_rewrite_the_serving_copy(gate, capsys, monkeypatch):
+    from tagifai.predict import load_serving_copy
+
+    def served() -> int | None:
+        lookup = load_serving_copy(gate["uri"], NAME)
+        return lookup.info["version"] if lookup.used else None
+
+    assert served() == 1  # written when the evaluate step promoted v1
+    assert run(capsys, "models", "approve", "2", *gate["flags"])[0] == 0
+    assert served() == 2
+    assert run(capsys, "models", "rollback", *gate["flags"])[0] == 0
+    assert served() == 1
+    monkeypatch.setenv("TAGIFAI_MODEL_NAME", NAME)
+    code, out, err = run(
+        capsys, "predict", "--title", "Image segmentation", "--description", "U-Net", *gate["flags"][:4]
+    )
+    assert code == 0 and json.loads(out)[0]["predicted_tag"] and "warning" not in err

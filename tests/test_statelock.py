@@ -132,7 +132,8 @@ def test_with_wait_the_second_run_waits_then_runs(home, script, tmp_path):
     assert "StateLocked" not in err
     assert "running dataops" in out  # it ran, once the holder was gone (the source's fingerprint fails: no file)
     summary = json.loads((home / "last_run.json").read_text())
-    assert summary["pipeline"] == "dataops" and summary["steps"][0]["name"].startswith("fingerprint-")
+    assert summary["pipeline"] == "dataops"
+    assert [s["status"] for s in summary["steps"] if s["name"].startswith("fingerprint-")][0] == "failed"
     assert not (home / HOLDER_NAME).exists()
 
 

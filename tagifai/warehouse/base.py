@@ -10,6 +10,7 @@ reads).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,6 +54,11 @@ class Warehouse(ABC):
     #: True: every pod of a cloud run (Vertex AI) reaches the same warehouse; False: it is a local
     #: file, shared only by the steps that mount it.
     shared_across_pods: ClassVar[bool] = False
+
+    def lease_path(self) -> Path | None:
+        """The file of the run lease (:mod:`tagifai.lease`) when runs must take turns on this warehouse (one
+        file that one process at a time may write), else None (many pods may use it at once)."""
+        return None
 
     @classmethod
     @abstractmethod

@@ -45,6 +45,9 @@ class DuckDBWarehouse(Warehouse):
         """``duckdb:///<absolute path>``."""
         return f"duckdb:///{self.path}"
 
+    def lease_path(self) -> Path | None:
+        return self.path.with_name(self.path.name + ".lease")  # beside the file: one lease per warehouse file
+
     # ------------------------------------------------------------------------------------- tables
 
     def table_ref(self, table: str, schema: str | None = None) -> str:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 NODE_W, NODE_H = 230, 58
 LAYER_GAP, NODE_GAP, DUMMY_W, MARGIN = 44, 26, 12, 16
-STATUS_MARK = {"succeeded": "\u2714", "failed": "\u2718", "not run": "\u2013", "running": "\u2026"}
+#: ``cached``: reused from an earlier run on the same inputs (kfp.local's cache), its outputs are that run's.
+STATUS_MARK = {"succeeded": "\u2714", "failed": "\u2718", "not run": "\u2013", "running": "\u2026", "cached": "\u21ba"}
 
 
 @dataclass

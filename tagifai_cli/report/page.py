@@ -73,6 +73,8 @@ svg.dag .st-failed rect{fill:var(--badbg);stroke:var(--bad)}
 svg.dag .st-not-run rect,svg.dag .st-unknown rect{fill:var(--mutebg);stroke:#9e9e9e;stroke-dasharray:4 3}
 svg.dag .st-failed .status{fill:var(--bad);font-weight:600}
 svg.dag .st-succeeded .status{fill:var(--ok)}
+svg.dag .st-cached rect{fill:var(--okbg);stroke:var(--ok);stroke-dasharray:6 3}
+svg.dag .st-cached .status{fill:var(--ok)}
 footer{margin-top:40px;font-size:12px;color:var(--mute)}
 """
 

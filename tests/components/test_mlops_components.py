@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _artifacts import make_artifact
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 from components.evaluate import evaluate
 from components.optimize import optimize
@@ -38,6 +38,7 @@ def chain(tmp_path_factory, _labeled_projects):
     _labeled_projects.to_parquet(dataset.path, index=False)
 
     best_args, opt_metrics = _artifact(Artifact, tmp, "best_args"), _artifact(Metrics, tmp, "opt_metrics")
+    opt_plots, profile = _artifact(HTML, tmp, "opt_plots"), _artifact(HTML, tmp, "profile")
     optimize.python_func(
         dataset=dataset,
         num_trials=2,
@@ -49,6 +50,8 @@ def chain(tmp_path_factory, _labeled_projects):
         state_dir=store["state_dir"],
         best_args=best_args,
         metrics=opt_metrics,
+        plots=opt_plots,
+        profile=profile,
     )
 
     outs = {
@@ -76,6 +79,7 @@ def chain(tmp_path_factory, _labeled_projects):
         test_data=outs["test_data"],
     )
     report, ev_metrics = _artifact(Markdown, tmp, "report"), _artifact(Metrics, tmp, "ev_metrics")
+    ev_plots = _artifact(HTML, tmp, "ev_plots")
     assert outs["model"].metadata["model_uri"] == result.model_uri
     evaluate.python_func(
         model=outs["model"],
@@ -86,6 +90,7 @@ def chain(tmp_path_factory, _labeled_projects):
         approval="auto",
         report=report,
         metrics=ev_metrics,
+        plots=ev_plots,
     )
     return {
         "tmp": tmp,
@@ -97,6 +102,9 @@ def chain(tmp_path_factory, _labeled_projects):
         "report": report,
         "ev_metrics": ev_metrics,
         "dataset": dataset,
+        "opt_plots": opt_plots,
+        "profile": profile,
+        "ev_plots": ev_plots,
     }
 
 
@@ -105,6 +113,30 @@ def test_optimize_writes_best_args_and_score(chain):
     assert args == chain["best_args"].metadata["args"]
     assert args["seed"] == 7 and args["analyzer"] in ("word", "char", "char_wb")
     assert 0.5 < chain["opt_metrics"].metadata["best_val_f1"] <= 1.0
+
+
+def _page(artifact) -> str:
+    """An HTML output: one self-contained page (PNG data: URIs, nothing fetched, no script)."""
+    import re
+
+    page = Path(artifact.path).read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>") and "<script" not in page and not re.search(r"https?://", page)
+    return page
+
+
+def test_optimize_writes_optunas_plots_and_the_data_profile(chain):
+    plots = _page(chain["opt_plots"])
+    assert plots.count('<img src="data:image/png;base64,') == 2  # history and importances (2 completed trials)
+    assert chain["best_args"].metadata["study_name"] in plots
+    profile = _page(chain["profile"])
+    assert profile.count('<img src="data:image/png;base64,') == 1
+    assert f"{len(pd.read_parquet(chain['dataset'].path))} rows" in profile
+
+
+def test_evaluate_writes_the_matrix_the_class_scores_and_the_decision(chain):
+    page = _page(chain["ev_plots"])
+    assert page.count('<img src="data:image/png;base64,') == 2
+    assert 'class="promoted">promoted<' in page and chain["model_uri"] in page
 
 
 def test_optimize_resumes_the_same_study_without_new_trials(chain, tmp_path):
@@ -125,6 +157,8 @@ def test_optimize_resumes_the_same_study_without_new_trials(chain, tmp_path):
         state_dir=chain["store"]["state_dir"],
         best_args=again,
         metrics=metrics,
+        plots=_artifact(HTML, tmp_path, "plots"),
+        profile=_artifact(HTML, tmp_path, "profile"),
     )
     assert json.loads(Path(again.path).read_text()) == json.loads(Path(chain["best_args"].path).read_text())
     study = optuna.load_study(study_name=names[0], storage=storage)
@@ -147,6 +181,8 @@ def test_optimize_over_model_families_is_a_study_of_its_own(chain, tmp_path):
         state_dir=chain["store"]["state_dir"],
         best_args=best,
         metrics=metrics,
+        plots=_artifact(HTML, tmp_path, "plots"),
+        profile=_artifact(HTML, tmp_path, "profile"),
         model_families="logreg,complement_nb",
     )
     (summary,) = optuna.get_all_study_summaries(storage)
@@ -205,6 +241,7 @@ def test_evaluate_keeps_the_champion_when_the_challenger_is_worse(chain, tmp_pat
         experiment_name="tagifai",
     )
     report, metrics = _artifact(Markdown, tmp_path, "r"), _artifact(Metrics, tmp_path, "m")
+    plots = _artifact(HTML, tmp_path, "plots")
     # A rejected challenger is an outcome, not a failed step: no exception, whichever rule rejected it
     # (a 5-feature model may also fail behavioral tests).
     evaluate.python_func(
@@ -216,12 +253,14 @@ def test_evaluate_keeps_the_champion_when_the_challenger_is_worse(chain, tmp_pat
         approval="auto",
         report=report,
         metrics=metrics,
+        plots=plots,
     )
     assert metrics.metadata["promoted"] == 0 and metrics.metadata["outcome"] == 0  # rejected
     assert metrics.metadata["f1"] < chain["outs"]["metrics"].metadata["f1"]
     assert get_champion("tagifai", tracking_uri=uri)[0] == 1
     text = Path(report.path).read_text()
     assert "## Decision: rejected" in text and "champion unchanged" in text
+    assert 'class="rejected">rejected<' in _page(plots)
     assert report.metadata["outcome"] == "rejected" and report.metadata["reason"] in text
     assert Registry("tagifai", uri).decision(info["version"]) == "rejected"
 
@@ -235,6 +274,7 @@ def test_evaluate_with_manual_approval_leaves_the_challenger_pending(chain, tmp_
     model = load_model(chain["model_uri"], tracking_uri=uri)
     info = log_training(model, None, None, registered_model_name="tagifai", tracking_uri=uri, experiment_name="tagifai")
     report, metrics = _artifact(Markdown, tmp_path, "r"), _artifact(Metrics, tmp_path, "m")
+    plots = _artifact(HTML, tmp_path, "plots")
     evaluate.python_func(
         model=_model_artifact(tmp_path, model, info["model_uri"]),
         test_data=chain["outs"]["test_data"],
@@ -244,6 +284,7 @@ def test_evaluate_with_manual_approval_leaves_the_challenger_pending(chain, tmp_
         approval="manual",
         report=report,
         metrics=metrics,
+        plots=plots,
     )
     assert metrics.metadata["promoted"] == 0 and metrics.metadata["outcome"] == 1  # pending-approval
     assert get_champion("tagifai", tracking_uri=uri)[0] == 1

@@ -1,12 +1,18 @@
 """Loopback servers that answer the documented REST paths the real clients call, and record every request.
 
 - :class:`FakeKFP`: the Kubeflow Pipelines v2beta1 API (healthz, pipelines and versions, uploads,
-  experiments, runs, recurring runs), enough for ``kfp.Client``.
+  experiments, runs, recurring runs; list, get, terminate and retry a run), enough for ``kfp.Client``.
+  A name is unique where KFP keeps it unique: a second pipeline, or a second version of a pipeline, of
+  the same name answers 409 ALREADY_EXISTS.
 - :class:`FakeGCS`: Cloud Storage object downloads (JSON API media), enough for ``google-cloud-storage``
   reached through ``STORAGE_EMULATOR_HOST``.
 - :class:`FakeVertex`: the Vertex AI v1 REST API for pipeline jobs and schedules, enough for
   ``google.cloud.aiplatform`` with ``api_transport="rest"``. A pipeline job id is unique in its location,
-  as on Vertex AI: creating one that exists answers 409 ALREADY_EXISTS.
+  as on Vertex AI: creating one that exists answers 409 ALREADY_EXISTS. ``:cancel`` moves a job to
+  CANCELLING, then CANCELLED.
+
+These are recorded contracts (the paths, bodies and answers the clients' REST layers use, as documented), not
+the real services: error messages are paraphrased and server-side rules are only those written here.
 
 Nothing here decides what the clients send: the tests assert on the recorded requests.
 """
@@ -124,10 +130,23 @@ def _predicate(query: dict) -> tuple[str, str] | None:
     return pred["key"], pred.get("stringValue", pred.get("string_value"))
 
 
+EPOCH = "1970-01-01T00:00:00Z"  # what KFP answers for a time not reached yet (finished_at of a running run)
+_KFP_FINAL = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"}
+
+
+def _kfp_error(status: int, code: int, message: str) -> tuple[int, dict]:
+    """An error as KFP's grpc-gateway answers it: ``code`` (gRPC), ``message``, ``details``."""
+    return status, {"error": message, "code": code, "message": message, "details": []}
+
+
 @dataclass
 class FakeKFP(_Server):
-    """KFP v2beta1. ``run_states``: the states GET /runs/{id} answers in turn (the last one repeats).
-    GET /runs lists the runs (of ``experiment_id``, filtered on one field such as ``display_name``)."""
+    """KFP v2beta1. ``run_states``: the states GET /runs/{id} answers in turn (the last one repeats) for a run
+    created through the API; a run put in ``runs`` by a test keeps its own ``state``.
+    GET /runs lists the runs, newest first with ``sort_by=created_at desc`` (of ``experiment_id``, filtered on
+    one field such as ``display_name``, ``page_size`` at a time with ``next_page_token``).
+    POST /runs/{id}:terminate: a run not final becomes CANCELING, then CANCELED; a final one answers 400.
+    POST /runs/{id}:retry: a FAILED or CANCELED run runs again (``retry_states``); another answers 400."""
 
     run_states: tuple = ("RUNNING", "SUCCEEDED")
     pipelines: dict = field(default_factory=dict)
@@ -135,11 +154,35 @@ class FakeKFP(_Server):
     experiments: dict = field(default_factory=dict)
     runs: dict = field(default_factory=dict)
     recurring_runs: dict = field(default_factory=dict)
+    retry_states: tuple = ("RUNNING", "SUCCEEDED")
 
     def __post_init__(self):
         _Server.__init__(self)
         self._ids = itertools.count(1)
         self._states: dict[str, itertools.chain] = {}
+        self._clock = itertools.count(1)
+
+    def _follow(self, rid: str, states) -> None:
+        states = tuple(states)
+        self._states[rid] = itertools.chain(states, itertools.repeat(states[-1]))
+
+    def _now(self) -> str:
+        """A distinct, increasing creation time per run (2024-01-01T00:00:01Z, ...02Z ...)."""
+        n = next(self._clock)
+        return f"2024-01-01T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z"
+
+    def _current(self, rid: str) -> dict:
+        """The run as GET answers it now: the next state of a run followed, else its own; times filled in."""
+        run = self.runs[rid]
+        if rid in self._states:
+            run["state"] = next(self._states[rid])
+        run.setdefault("created_at", self._now())
+        run.setdefault("finished_at", EPOCH)
+        if run["state"] in _KFP_FINAL and run["finished_at"] == EPOCH:
+            run["finished_at"] = "2024-01-02T00:00:00Z"
+        if run["state"] == "FAILED":
+            run.setdefault("error", {"code": 2, "message": "task sync-projects failed"})
+        return dict(run)
 
     def _id(self, kind: str) -> str:
         return f"{kind}-{next(self._ids)}"
@@ -155,8 +198,10 @@ class FakeKFP(_Server):
                 found = [x for x in found if x.get(pred[0]) == pred[1]]
             return 200, {"pipelines": found, "total_size": len(found)}
         if p == "/pipelines/upload" and req.method == "POST":
-            pid = self._id("pipeline")
             name = req.query["name"]
+            if any(x["display_name"] == name for x in self.pipelines.values()):
+                return _kfp_error(409, 6, f"Failed to create a pipeline: pipeline {name!r} already exists")
+            pid = self._id("pipeline")
             self.pipelines[pid] = {
                 "pipeline_id": pid,
                 "display_name": name,
@@ -168,13 +213,27 @@ class FakeKFP(_Server):
             return 200, self.pipelines[pid]
         if p == "/pipelines/upload_version" and req.method == "POST":
             pid = req.query["pipelineid"]
+            if any(v["display_name"] == req.query["name"] for v in self.versions.get(pid, [])):
+                return _kfp_error(
+                    409, 6, f"Failed to create a pipeline version: version {req.query['name']!r} already exists"
+                )
             version = {
                 "pipeline_id": pid,
                 "pipeline_version_id": self._id("version"),
                 "display_name": req.query["name"],
+                "description": req.query.get("description", ""),
             }
             self.versions.setdefault(pid, []).append(version)
             return 200, version
+        if len(parts) == 2 and parts[0] == "pipelines" and req.method == "GET":
+            if parts[1] not in self.pipelines:
+                return _kfp_error(404, 5, f"Pipeline {parts[1]} not found")
+            return 200, self.pipelines[parts[1]]
+        if len(parts) == 4 and parts[0] == "pipelines" and parts[2] == "versions" and req.method == "GET":
+            found = [v for v in self.versions.get(parts[1], []) if v["pipeline_version_id"] == parts[3]]
+            if not found:
+                return _kfp_error(404, 5, f"Pipeline version {parts[3]} not found")
+            return 200, found[0]
         if len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "versions" and req.method == "GET":
             found = self.versions.get(parts[1], [])
             if pred := _predicate(req.query):
@@ -191,26 +250,55 @@ class FakeKFP(_Server):
             return 200, self.experiments[eid]
         if p == "/runs" and req.method == "POST":
             rid = self._id("run")
-            self.runs[rid] = {**req.json, "run_id": rid, "state": "PENDING"}
-            self._states[rid] = itertools.chain(self.run_states, itertools.repeat(self.run_states[-1]))
+            self.runs[rid] = {
+                **req.json,
+                "run_id": rid,
+                "state": "PENDING",
+                "created_at": self._now(),
+                "finished_at": EPOCH,
+            }
+            self._follow(rid, self.run_states)
             return 200, self.runs[rid]
         if p == "/runs" and req.method == "GET":
             found = [
-                r
+                {**r, "created_at": r.setdefault("created_at", self._now())}
                 for r in self.runs.values()
                 if "experiment_id" not in req.query or r.get("experiment_id") == req.query["experiment_id"]
             ]
             if pred := _predicate(req.query):
                 found = [x for x in found if x.get(pred[0]) == pred[1]]
-            return 200, {"runs": found, "total_size": len(found)}
+            if req.query.get("sort_by", "").replace(" ", "") == "created_atdesc":
+                found.sort(key=lambda r: r["created_at"], reverse=True)
+            total = len(found)
+            start = int(req.query.get("page_token") or 0)
+            size = int(req.query.get("page_size") or 0) or total or 1
+            page = found[start : start + size]
+            answer = {"runs": page, "total_size": total} if page else {"total_size": total}  # proto3: [] omitted
+            if start + size < total:
+                answer["next_page_token"] = str(start + size)
+            return 200, answer
+        if len(parts) == 2 and parts[0] == "runs" and ":" in parts[1] and req.method == "POST":
+            rid, _, verb = parts[1].partition(":")
+            if rid not in self.runs:
+                return _kfp_error(404, 5, f"Run {rid} not found")
+            state = self.runs[rid].get("state", "PENDING")
+            if verb == "terminate":
+                if state in _KFP_FINAL:
+                    return _kfp_error(400, 9, f"Failed to terminate run {rid}: the run is {state}")
+                self.runs[rid]["state"] = "CANCELING"
+                self._follow(rid, ("CANCELING", "CANCELED"))
+                return 200, {}
+            if verb == "retry":
+                if state not in ("FAILED", "CANCELED"):
+                    return _kfp_error(400, 9, f"Failed to retry run {rid}: the run is {state}, not failed")
+                self.runs[rid].pop("error", None)
+                self.runs[rid]["finished_at"] = EPOCH
+                self._follow(rid, self.retry_states)
+                return 200, {}
         if len(parts) == 2 and parts[0] == "runs" and req.method == "GET":
-            run = self.runs.get(parts[1])
-            if run is None:
-                return 404, {"error": "not found", "code": 5}
-            run = {**run, "state": next(self._states[parts[1]])}
-            if run["state"] == "FAILED":
-                run["error"] = {"code": 2, "message": "task sync-projects failed"}
-            return 200, run
+            if parts[1] not in self.runs:
+                return _kfp_error(404, 5, f"Run {parts[1]} not found")
+            return 200, self._current(parts[1])
         if p == "/recurringruns" and req.method == "GET":
             found = [
                 r
@@ -272,6 +360,14 @@ class FakeVertex(_Server):
                 }
                 self._states[name] = itertools.chain(self.job_states, itertools.repeat(self.job_states[-1]))
                 return 200, self.jobs[name]
+            if kind == "pipelineJobs" and req.method == "POST" and len(parts) == 6 and parts[5].endswith(":cancel"):
+                name = "/".join(parts[:5]) + "/" + parts[5].removesuffix(":cancel")
+                if name not in self.jobs:
+                    return 404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}
+                self._states[name] = itertools.chain(
+                    ["PIPELINE_STATE_CANCELLING"], itertools.repeat("PIPELINE_STATE_CANCELLED")
+                )
+                return 200, {}
             if kind == "pipelineJobs" and req.method == "GET" and len(parts) == 6:
                 name = "/".join(parts[:6])
                 if name not in self.jobs:

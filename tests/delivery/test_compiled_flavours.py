@@ -64,18 +64,31 @@ def test_kubeflow_flavour_is_pipeline_plus_kubernetes_platform(name):
     for step, task, executor in tasks:
         config = json_format.ParseDict(json_format.MessageToDict(executors[executor]), k8s.KubernetesExecutorConfig())
         assert [p.constant for p in config.pvc_mount] == ["tagifai-data"] and config.pvc_mount[0].mount_path == "/data"
-        assert [c.config_map_name for c in config.config_map_as_env] == ["tagifai-settings"]
-        env = {e.env_var for e in config.config_map_as_env[0].key_to_env}
+        # the settings ConfigMap is required (a pod without it fails with CreateContainerConfigError naming
+        # it, instead of running on the image's defaults); only the BigQuery keys may be missing from it
+        assert [c.config_map_name for c in config.config_map_as_env] == ["tagifai-settings"] * 2
+        required, optional = config.config_map_as_env
+        env = {e.env_var for e in required.key_to_env}
         assert {"TAGIFAI_WAREHOUSE", "TAGIFAI_MLFLOW_TRACKING_URI", "TAGIFAI_HOME"} <= env
-        assert config.config_map_as_env[0].optional
+        assert not required.optional and optional.optional
+        assert {e.env_var for e in optional.key_to_env} == {
+            "TAGIFAI_BQ_LOCATION",
+            "TAGIFAI_BQ_KEYFILE",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        }
+        # the step images' user, the owner of the data volume (kfp-kubernetes sets no fsGroup)
+        assert config.HasField("security_context")
+        context = config.security_context
+        assert (context.run_as_user, context.run_as_group, context.run_as_non_root) == (10001, 10001, True)
         assert [s.secret_name for s in config.image_pull_secret] == ["tagifai-registry"]
         assert config.image_pull_policy == "IfNotPresent"
-        assert config.active_deadline_seconds == {"optimize": 7200, "notify": 600}.get(step, 3600)
+        deadlines = {"optimize": 7200, "notify": 600, "hold-warehouse": 2400}  # hold-warehouse: waits for a lease
+        assert config.active_deadline_seconds == deadlines.get(step, 3600)
         # secrets reach only the steps that need them, and are optional
         assert not config.secret_as_env  # no step takes a secret as environment variables
         bigquery = step in ("fingerprint", "sync", "validate-table", "transform", "extract", "drift")
         expected = [("tagifai-bigquery", "/var/secrets/bigquery", True)] if bigquery else []
-        if step == "notify":  # the webhook URL of the failure notices (docs/deploy.md, "Failure notices")
+        if step in ("notify", "hold-warehouse"):  # the notify step (both its tasks): the webhook URL of the notices
             expected = [("tagifai-notify", "/var/secrets/notify", True)]
         assert [(s.secret_name, s.mount_path, s.optional) for s in config.secret_as_volume] == expected
         # plain KFP settings, in the pipeline spec

@@ -23,6 +23,8 @@ TARGETS = ["kubeflow", "vertex"]
 #: The components that open the warehouse: each takes a ``warehouse`` parameter (validate_dataset reads its
 #: artifact; optimize, train and evaluate use MLflow and Optuna only).
 WAREHOUSE_FUNCTIONS = {"sync", "validate_table", "transform", "extract", "drift", "sense", "advance_watermark"}
+#: Take a ``warehouse`` parameter to find the run lease beside the file, and never open the file itself.
+LEASE_FUNCTIONS = {"hold_warehouse", "notify"}
 
 
 def _spec(target: str, name: str) -> dict:
@@ -43,8 +45,10 @@ def warehouse_tasks(spec: dict) -> list[tuple[tuple[str, ...], str]]:
             component = spec["components"][task["componentRef"]["name"]]
             if "dag" in component:
                 walk(component["dag"], (*path, key))
-            elif "warehouse" in component.get("inputDefinitions", {}).get("parameters", {}):
-                found.append(((*path, key), _function(spec, component)))
+            elif "warehouse" in component.get("inputDefinitions", {}).get("parameters", {}) and (
+                (function := _function(spec, component)) not in LEASE_FUNCTIONS
+            ):
+                found.append(((*path, key), function))
 
     walk(spec["root"]["dag"], ())
     return found
@@ -155,3 +159,17 @@ def test_the_walk_finds_overlaps():
         f"{inner}/condition-4/advance-watermark-2 (advance_watermark)",
         f"{inner}/condition-3/extract (extract) || {inner}/condition-4/advance-watermark-2 (advance_watermark)",
     ]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", PIPELINES)
+def test_every_warehouse_task_waits_for_the_run_lease(target, name):
+    """Between runs: the first task takes the warehouse's run lease (tagifai.lease; notify, the exit task, gives
+    it back), and every warehouse task of the run comes after it, so two overlapping runs take turns."""
+    spec = _spec(target, name)
+    group = ("exit-handler-1",)
+    dag = _dag_at(spec, group)
+    assert "hold-warehouse" in dag["tasks"]
+    for path, function in warehouse_tasks(spec):
+        assert path[: len(group)] == group, path
+        assert _before(dag, "hold-warehouse", path[len(group)]), f"{'/'.join(path)} ({function}) may start first"

@@ -33,7 +33,8 @@ def test_the_sensor_runs_continual_once_then_waits_for_new_data(tmp_path):
     first = json.loads((home / "last_run.json").read_text())
     names = [s["name"] for s in first["steps"]]
     assert first["status"] == "succeeded", first["steps"]
-    assert names[0] == "sense" and names[-1] == "advance-watermark" and "evaluate" in names, names
+    assert names[:2] == ["hold-warehouse", "sense"] and names[-2:] == ["advance-watermark", "notify"], names
+    assert "evaluate" in names
     assert first["retrain"] is True and first["new_rows"] == 700
     assert first["evaluation"]["outcome"] == 1, "a sensor-triggered run waits for approval"
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
@@ -42,7 +43,7 @@ def test_the_sensor_runs_continual_once_then_waits_for_new_data(tmp_path):
 
     _tagifai(home, "run", "sensor", "--projects", p, "--tags", t, "--num-trials", "2")
     second = json.loads((home / "last_run.json").read_text())
-    assert [s["name"] for s in second["steps"]] == ["sense"], second["steps"]
+    assert [s["name"] for s in second["steps"]] == ["hold-warehouse", "sense", "notify"], second["steps"]
     assert second["retrain"] is False and second["run_key"] == first["run_key"]
 
     p, t = _batch(tmp_path / "batch2", projects, tags, 764)
