@@ -1,8 +1,11 @@
 """A validation result as one self-contained HTML page (the step's HTML artifact).
 
 GX's own renderer draws the page; it is then made to stand alone: one title, a summary banner, no links
-into a Data Docs site that an artifact does not have, and a small inline stylesheet that keeps it
-readable offline. When GX's renderer fails, a plain page of the report is written instead.
+into a Data Docs site that an artifact does not have, no stylesheet, script or icon font fetched from a
+CDN (GX links Bootstrap, jQuery, Vega and Font Awesome; offline the page was unstyled and the Status
+column blank, its marks being icon-font glyphs), the status icons as text marks (✔ passed, ✘ failed, ⚠
+other), and a small inline stylesheet that keeps it readable. When GX's renderer fails, a plain page of
+the report is written instead.
 """
 
 from __future__ import annotations
@@ -20,13 +23,28 @@ body{font-family:system-ui,sans-serif;margin:1.5rem}table{border-collapse:collap
 td,th{border:1px solid #ccc;padding:.25rem .5rem;vertical-align:top;text-align:left}
 .tagifai-summary{padding:.5rem 1rem;margin-bottom:1rem;border-left:4px solid #888}
 .tagifai-ok{border-color:#2a2}.tagifai-fail{border-color:#c22}
+.tagifai-mark{font-weight:700}.tagifai-pass{color:#1b7f1b}.tagifai-failed{color:#c22}.tagifai-other{color:#a60}
 """
+#: An external stylesheet or script (GX's page template links its CDN assets).
+_EXTERNAL = re.compile(
+    r'<link\b[^>]*\bhref="(?:https?:)?//[^"]*"[^>]*/?>|<script\b[^>]*\bsrc="(?:https?:)?//[^"]*"[^>]*>\s*</script>',
+    re.I,
+)
+#: A Font Awesome icon: ``<i class="fas fa-check-circle text-success" ...></i>``.
+_ICON = re.compile(r'<i class="fa[srb]? fa-([\w-]+)[^"]*"[^>]*>\s*</i>')
+_MARKS = {"check-circle": ("\u2714", "pass"), "check": ("\u2714", "pass"), "times": ("\u2718", "failed")}
+
+
+def _mark(match: re.Match) -> str:
+    text, kind = _MARKS.get(match.group(1), ("\u26a0", "other"))
+    label = {"pass": "passed", "failed": "failed"}.get(kind, match.group(1).replace("-", " "))
+    return f'<span class="tagifai-mark tagifai-{kind}" title="{label}">{text}</span>'
 
 
 def render_html(result: Any, report: ValidationReport) -> str:
     """One HTML page of the validation result, rendered by GX (own table if GX's renderer fails).
 
-    GX's page carries its own styles inline; Bootstrap and icons come from CDNs when online.
+    GX's page carries its own styles inline; its CDN assets are dropped and its icons made text marks.
     """
     try:
         from great_expectations.render.renderer import ValidationResultsPageRenderer
@@ -51,6 +69,8 @@ def _standalone(page: str, report: ValidationReport) -> str:
     page = page.replace("<head>", f"<head>\n    <title>{title}</title>", 1)
     page = re.sub(r'<link rel="shortcut icon"[^>]*>', "", page)
     page = re.sub(r'href="\.\./[^"]*"', 'href="#"', page)
+    page = _EXTERNAL.sub("", page)
+    page = _ICON.sub(_mark, page)
     page = page.replace("</head>", f"<style>{_FALLBACK_CSS}</style></head>", 1)
     return page.replace('<div class="container-fluid', _banner(report) + '<div class="container-fluid', 1)
 

@@ -288,6 +288,23 @@ def test_bad_data_fails_with_a_precise_message(case, frames):
         assert column in report.html
 
 
+def test_the_page_stands_alone_offline_and_marks_each_expectation(labeled_projects):
+    """Issue 14: GX's page linked Bootstrap, jQuery, Vega and Font Awesome from CDNs; offline it was unstyled
+    and the Status column blank (icon-font glyphs). Now nothing is fetched and each status is a text mark."""
+    import re
+
+    df = _unknown_tag(_null_title(_duplicate_id(labeled_projects)))
+    report = validate_dataframe(df, "labeled_projects", "main.labeled_projects")
+    page = report.html
+    assert not re.search(r'\b(?:src|href)="(?:https?:)?//', page), re.findall(r'(?:src|href)="[^"]*//[^"]*"', page)
+    assert "<i class=\"fa" not in page and "font-awesome" not in page
+    # one mark a row of the Status column (and the page's own header marks besides)
+    assert page.count('class="tagifai-mark tagifai-pass"') >= report.successful == report.evaluated - 3
+    assert page.count('class="tagifai-mark tagifai-failed"') >= report.unsuccessful == 3
+    clean = validate_dataframe(labeled_projects, "labeled_projects", "main.labeled_projects").html
+    assert clean.count("tagifai-mark tagifai-pass") >= 9 and "tagifai-mark tagifai-failed" not in clean
+
+
 def test_every_failure_is_named_in_one_message(labeled_projects):
     df = _unknown_tag(_null_title(_duplicate_id(labeled_projects)))
     report = validate_dataframe(df, "labeled_projects", "main.labeled_projects")
