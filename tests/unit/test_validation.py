@@ -297,7 +297,7 @@ def test_the_page_stands_alone_offline_and_marks_each_expectation(labeled_projec
     report = validate_dataframe(df, "labeled_projects", "main.labeled_projects")
     page = report.html
     assert not re.search(r'\b(?:src|href)="(?:https?:)?//', page), re.findall(r'(?:src|href)="[^"]*//[^"]*"', page)
-    assert "<i class=\"fa" not in page and "font-awesome" not in page
+    assert '<i class="fa' not in page and "font-awesome" not in page
     # one mark a row of the Status column (and the page's own header marks besides)
     assert page.count('class="tagifai-mark tagifai-pass"') >= report.successful == report.evaluated - 3
     assert page.count('class="tagifai-mark tagifai-failed"') >= report.unsuccessful == 3
