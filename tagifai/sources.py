@@ -102,8 +102,12 @@ def fingerprint(uri: str, chunk: int = 1 << 20) -> str:
             if not Path(path).is_file():
                 raise SourceError(f"{uri}: no such file")
             opened = open(path, "rb")  # noqa: SIM115  (closed by the with below)
+        elif scheme in ("http", "https"):  # the standard library, as pandas reads them (fsspec's needs aiohttp)
+            import urllib.request
+
+            opened = urllib.request.urlopen(uri, timeout=60)  # noqa: S310 - the user's source URL
         else:
-            import fsspec  # http(s):// and gs:// (gcsfs), with the credentials of the environment
+            import fsspec  # gs:// (gcsfs) and other fsspec schemes, with the credentials of the environment
 
             opened = fsspec.open(uri, "rb").open()
         with opened as fh:

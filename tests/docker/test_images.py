@@ -25,6 +25,8 @@ EXPECTED = {
     "evaluate": ("mlflow.sklearn", ("dlt", "great_expectations", "dbt.cli", "optuna")),
     # plotly: Evidently's own dependency (importing evidently itself needs tagifai.drift's pandas-3 shim)
     "drift": ("plotly", ("dlt", "great_expectations", "dbt.cli", "optuna")),
+    # the notice's Secret Manager client; MLflow is read over its REST API, so no mlflow here
+    "notify": ("google.cloud.secretmanager", ("dlt", "great_expectations", "dbt.cli", "mlflow", "optuna", "sklearn")),
 }
 
 PROBE = """
@@ -97,7 +99,8 @@ def test_default_base_is_the_official_slim_image_and_dockerfiles_add_no_certific
     base = (images.IMAGES_DIR / "base.Dockerfile").read_text()
     assert "ARG BASE_IMAGE=python:3.11-slim" in base
     paths = sorted(images.IMAGES_DIR.glob("*.Dockerfile"))
-    assert [p.name for p in paths] == ["base.Dockerfile", "step.Dockerfile"]  # one Dockerfile for every step
+    # one Dockerfile for every step, and the MLflow server's (manifests/tagifai/mlflow; not a step)
+    assert [p.name for p in paths] == ["base.Dockerfile", "mlflow.Dockerfile", "step.Dockerfile"]
     for path in paths:
         text = path.read_text().lower()
         assert "ca-certificates.crt" not in text and "/etc/ssl" not in text and "secret" not in text, path.name

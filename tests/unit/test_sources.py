@@ -1,5 +1,6 @@
 import functools
 import http.server
+import sys
 import threading
 from pathlib import Path
 
@@ -53,7 +54,10 @@ def test_json_and_parquet_sources_match_csv(tmp_path, fmt):
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
 
 
-def test_http_source_over_loopback():
+def test_http_source_over_loopback(monkeypatch):
+    from tagifai.sources import fingerprint
+
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # as in the sync image: fsspec's HTTP needs it, we must not
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(DATA))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -63,6 +67,10 @@ def test_http_source_over_loopback():
         assert len(df) == 764
         with pytest.raises(SourceError, match="missing.csv"):
             read_source(f"http://127.0.0.1:{server.server_port}/missing.csv", "tags")
+        # the fingerprint of the bytes is the same over HTTP as on disk
+        assert fingerprint(f"http://127.0.0.1:{server.server_port}/tags.csv") == fingerprint(str(DATA / "tags.csv"))
+        with pytest.raises(SourceError, match="missing.csv: could not read its bytes"):
+            fingerprint(f"http://127.0.0.1:{server.server_port}/missing.csv")
     finally:
         server.shutdown()
 
