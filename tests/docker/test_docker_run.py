@@ -26,7 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 #: display name -> the component the task runs; the step (image) it must run in comes from the step table
 TASK_COMPONENTS = {
+    "hold-warehouse": "hold_warehouse",
     "sense": "sense",
+    "fingerprint-projects": "fingerprint",
+    "fingerprint-tags": "fingerprint",
     "sync-projects": "sync",
     "sync-tags": "sync",
     "validate-projects": "validate_table",
@@ -40,6 +43,7 @@ TASK_COMPONENTS = {
     "train": "train",
     "evaluate": "evaluate",
     "advance-watermark": "advance_watermark",
+    "notify": "notify",
 }
 TASK_STEPS = {name: steps.step_of_component(component).name for name, component in TASK_COMPONENTS.items()}
 
