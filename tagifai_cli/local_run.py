@@ -393,16 +393,20 @@ _CACHE_HIT = re.compile(r"Task (\S+) cache hit \(key=(\w+)\)")
 def _cache_hits_to(tee):
     """kfp.local logs a reused task only on the root logger at INFO ("Task <key> cache hit (key=<12 hex>);
     skipping execution."): pass those records to ``tee`` as a line, ``Task '<key>' cache hit (key=...)``,
-    which also keeps them in the run's log file. Other records are left as they were."""
+    which also keeps them in the run's log file. Other records are shown as before: with no handler of its own
+    the root logger printed WARNING and above through ``logging.lastResort``; this handler keeps doing that."""
+    root = logging.getLogger()
+    bare = not root.handlers  # then a warning went to logging.lastResort (stderr), which this handler replaces
 
     class Hits(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if match := _CACHE_HIT.match(record.getMessage()):
+            match = _CACHE_HIT.match(record.getMessage()) if record.name == "root" else None
+            if match:
                 tee.write(f"Task '{match.group(1)}' cache hit (key={match.group(2)})\n")
+            elif bare and record.levelno >= logging.WARNING and logging.lastResort is not None:
+                logging.lastResort.handle(record)
 
-    root = logging.getLogger()
     handler, level = Hits(logging.INFO), root.level
-    handler.addFilter(lambda record: record.name == "root" and "cache hit" in record.msg)
     root.addHandler(handler)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)

@@ -191,3 +191,27 @@ def test_sync_reports_the_rows_it_loaded(tmp_path, capsys):
     result = sync(str(DATA / "tags.csv"), "tags", f"duckdb:///{tmp_path / 'warehouse.duckdb'}", tmp_path / "state")
     lines = _progress_lines(capsys.readouterr().out)
     assert lines == [f"tagifai-progress sync rows {result.rows_read}"] and result.rows_read == 764
+
+
+def test_cache_hits_reach_the_tee_and_warnings_still_reach_stderr(monkeypatch, capsys):
+    """kfp.local logs a reused task on the root logger at INFO only: the run turns it into a line of the tee;
+    a warning of any logger is still printed as it was without a handler (logging.lastResort)."""
+    import logging
+
+    from tagifai_cli.local_run import _cache_hits_to
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as in the CLI: no handler on the root logger
+    lines = []
+
+    class Tee:
+        def write(self, text):
+            lines.append(text)
+
+    with _cache_hits_to(Tee()):
+        logging.info("Task sync-2 cache hit (key=0123456789ab); skipping execution.")
+        logging.info("something else at INFO")
+        logging.getLogger("some.library").warning("careful: %s", "disk almost full")
+    assert lines == ["Task 'sync-2' cache hit (key=0123456789ab)\n"]
+    assert "careful: disk almost full" in capsys.readouterr().err
+    assert root.handlers == []  # removed again
