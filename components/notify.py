@@ -35,7 +35,6 @@ def notify(
     from tagifai import lease
     from tagifai.config import get_settings
     from tagifai.notify import notify as summarize
-    from tagifai.warehouse import parse_warehouse
 
     settings = get_settings(home=state_dir, mlflow_tracking_uri=mlflow_tracking_uri, model_name=model_name)
     out = Path(summary.path)
@@ -53,7 +52,7 @@ def notify(
     summary.metadata.update(
         {"status": result["status"], "failed_task": result["failed_task"] or "", "webhook": result["webhook"]}
     )
-    path = parse_warehouse(get_settings(warehouse=warehouse).warehouse).lease_path() if holder else None
+    path = lease.path_for(get_settings(warehouse=warehouse).warehouse) if holder else None
     if path is not None and lease.release(path, holder):
         print(f"lease {path} released")
     print(f"{result['pipeline']} {result['status']}" + (f": {result['failed_task']}" if result["failed_task"] else ""))
@@ -68,9 +67,8 @@ def hold_warehouse(warehouse: str, holder: str, timeout_seconds: float = 1800.0)
     """
     from tagifai import lease
     from tagifai.config import get_settings
-    from tagifai.warehouse import parse_warehouse
 
-    path = parse_warehouse(get_settings(warehouse=warehouse).warehouse).lease_path()
+    path = lease.path_for(get_settings(warehouse=warehouse).warehouse)
     if path is None:
         return ""
     held = lease.acquire(path, holder, timeout=timeout_seconds)

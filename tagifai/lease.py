@@ -45,6 +45,14 @@ class Lease:
         return dt.datetime.fromisoformat(self.expires_at) <= now
 
 
+def path_for(warehouse_uri: str) -> Path | None:
+    """The lease file of the warehouse ``warehouse_uri`` (``Warehouse.lease_path``), or None when it needs none
+    (or no warehouse is given)."""
+    from tagifai.warehouse import parse_warehouse
+
+    return parse_warehouse(warehouse_uri).lease_path() if warehouse_uri else None
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

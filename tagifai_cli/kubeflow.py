@@ -581,8 +581,8 @@ def cmd_runs_get(args, settings) -> int:
     run = _get_run(kfp_client, args.run_id, conn)
     names = _Names(kfp_client)
     row = _run_dict(run, names)
+    params = getattr(getattr(run, "runtime_config", None), "parameters", None) or {}
     if getattr(args, "json", False):
-        params = getattr(getattr(run, "runtime_config", None), "parameters", None) or {}
         print(json.dumps({**row, "parameters": params}, indent=2, default=str))
         return 0
     print(f"run        {row['run_id']} ({row['name']})")
@@ -591,7 +591,6 @@ def cmd_runs_get(args, settings) -> int:
     print(f"created    {row['created_at']}")
     print(f"finished   {row['finished_at']}")
     print(f"pipeline   {_pipeline_text(run, names)}")
-    params = getattr(getattr(run, "runtime_config", None), "parameters", None) or {}
     if params:
         print("parameters " + ", ".join(f"{k}={v}" for k, v in params.items()))
     if row["error"]:

@@ -323,9 +323,8 @@ def _clear_lease(warehouse: str, quiet: bool) -> None:
     """Under the state folder's lock no other local run can hold the warehouse: a lease found now was left by a
     run that was interrupted before its exit task gave it back (tagifai.lease)."""
     from tagifai import lease
-    from tagifai.warehouse import parse_warehouse
 
-    path = parse_warehouse(warehouse).lease_path() if warehouse else None
+    path = lease.path_for(warehouse)
     left = lease.clear(path) if path is not None else None
     if left is not None and not quiet:
         print(f"cleared the warehouse lease left by run {left.holder} (since {left.acquired_at})")

@@ -53,9 +53,8 @@ def _data_profile(run: Run) -> figures.Figure | None:
     try:
         import pandas as pd
 
-        df = pd.read_parquet(path, columns=["title", "description", "tag"])
-        lengths = (df["title"].fillna("").str.len() + df["description"].fillna("").str.len()).astype(int).tolist()
-        tags = tags or {str(k): int(v) for k, v in df["tag"].value_counts().items()}
+        counted, lengths = figures.profile_of(pd.read_parquet(path, columns=["title", "description", "tag"]))
+        tags = tags or counted
     except Exception:  # noqa: BLE001 - no file, another schema: the counts in the metadata, if any
         pass
     return figures.data_profile(tags, lengths)
