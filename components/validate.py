@@ -27,7 +27,9 @@ def validate_table(
     successful, unsuccessful, success_percent).
     Fails when any expectation fails, naming each failed expectation, its column and sample
     unexpected values. Empty ``warehouse`` means this step's TAGIFAI_WAREHOUSE. On BigQuery the
-    expectations run as SQL in BigQuery (GX's BigQuery datasource); on DuckDB on a pandas batch.
+    expectations run as SQL in BigQuery (GX's BigQuery datasource); on DuckDB as SQL in the warehouse
+    file with GX's semantics, without importing GX (``TAGIFAI_VALIDATION_ENGINE=gx``: GX on a pandas
+    batch).
     """
     from pathlib import Path
 
@@ -54,7 +56,8 @@ def validate_dataset(
     report: Output[HTML],
     metrics: Output[Metrics],
 ):
-    """Validate the Parquet file of ``dataset`` with the Great Expectations suite ``suite``.
+    """Validate the Parquet file of ``dataset`` with the Great Expectations suite ``suite`` (as SQL in
+    DuckDB over the file's rows, or GX with ``TAGIFAI_VALIDATION_ENGINE=gx``).
     Writes ``report`` (HTML) and ``metrics`` like ``validate_table``; fails the same way.
     """
     from pathlib import Path

@@ -183,6 +183,25 @@ def test_the_plain_validation_page_gives_its_failures():
     assert found[0].observed == "4 unexpected; e.g. null"
 
 
+@pytest.mark.parametrize("engine", ["gx", "sql"])
+def test_a_real_validation_page_gives_each_expectation_with_its_status(engine):
+    """The pages the validate step writes today (GX's, its icons made text marks; or the SQL engine's):
+    every expectation is read back, passed or failed as the validation said (the report's parser read
+    only GX's icon-font tags before, and so showed every expectation of a text-marked page as failed)."""
+    from tagifai.config import PACKAGE_ROOT
+    from tagifai.validation import validate_dataframe
+
+    tags = pd.read_csv(PACKAGE_ROOT / "data" / "madewithml" / "tags.csv")
+    tags.loc[1, "id"] = tags.loc[0, "id"]
+    tags.loc[2, "tag"] = None
+    report = validate_dataframe(tags, "tags", "raw.tags", engine=engine)
+    line, found = validation_page(report.html)
+    assert line == report.summary()
+    assert len(found) == report.evaluated == 9
+    assert [e.passed for e in found] == [False] * report.unsuccessful + [True] * report.successful
+    assert {e.section for e in found if not e.passed} == {"id", "tag"}
+
+
 def test_markdown_tables_and_sections_of_an_evaluation_report():
     text = report_markdown(
         {"overall": {"precision": 0.9, "recall": 0.8, "f1": 0.85, "num_samples": 10}},

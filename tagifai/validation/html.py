@@ -108,3 +108,69 @@ def fallback_html(report: ValidationReport, note: str = "") -> str:
         f"<strong>{esc(report.summary())}</strong></div><table>{metrics}</table>{table}"
         f"{f'<p><small>{esc(note)}</small></p>' if note else ''}</body></html>"
     )
+
+
+_TABLE_LEVEL = "Table-Level Expectations"
+
+
+def _observed(outcome: Any) -> str:
+    """What an expectation saw, in words: unexpected counts with samples, or the observed value."""
+    result = outcome.result or {}
+    if outcome.exception_info.get("raised_exception"):
+        return str(outcome.exception_info.get("exception_message"))
+    if "unexpected_count" in result:
+        count = result["unexpected_count"]
+        if not count:
+            return "0 unexpected"
+        pct = result.get("unexpected_percent")
+        text = f"{count} unexpected" + (f" ({pct:.2f}%)" if pct is not None else "")
+        samples = []
+        for v in result.get("partial_unexpected_list") or []:
+            if v not in samples:
+                samples.append(v)
+        return text + (f"; e.g. {', '.join(short(v) for v in samples[:5])}" if samples else "")
+    return short(result.get("observed_value"), 300)
+
+
+def render_sql_page(result: Any, report: ValidationReport) -> str:
+    """One self-contained page of a result of :mod:`tagifai.validation.sql`, laid out like GX's: the
+    summary banner, then one table a section (table-level, then each column) of status mark,
+    expectation and observed value; failed rows first in each section."""
+    esc = _html.escape
+    sections: dict[str, list] = {}
+    for outcome in result.results:
+        kwargs = outcome.expectation_config.kwargs
+        key = kwargs.get("column") or (", ".join(kwargs["column_list"]) if "column_list" in kwargs else _TABLE_LEVEL)
+        sections.setdefault(key, []).append(outcome)
+    order = sorted(sections, key=lambda k: k != _TABLE_LEVEL)
+    blocks = []
+    for key in order:
+        rows = []
+        for outcome in sorted(sections[key], key=lambda o: o.success):
+            config = outcome.expectation_config
+            shown = {k: v for k, v in config.kwargs.items() if k not in ("column", "column_list")}
+            kind = "pass" if outcome.success else "failed"
+            mark = "\u2714" if outcome.success else "\u2718"
+            label = "passed" if outcome.success else "Failed"
+            rows.append(
+                f'<tr><td><span class="tagifai-mark tagifai-{kind}" title="{label}">{mark}</span> {label}</td>'
+                f"<td>{esc(config.type)} {esc(short(shown, 300)) if shown else ''}</td>"
+                f"<td>{esc(_observed(outcome))}</td></tr>"
+            )
+        blocks.append(
+            f"<h3>{esc(key)}</h3><table><tr><th>Status</th><th>Expectation</th><th>Observed Value</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+    metrics = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in report.to_metrics().items())
+    css = "tagifai-ok" if report.success else "tagifai-fail"
+    note = (
+        f"Expectation suite {esc(report.suite)!s} (Great Expectations format, great_expectations/gx/expectations) "
+        "evaluated as SQL in DuckDB by tagifai.validation.sql; TAGIFAI_VALIDATION_ENGINE=gx renders GX's own page."
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(report.summary())}</title>"
+        f"<style>{_FALLBACK_CSS}</style></head><body>"
+        f"<div class='tagifai-summary {css}'><strong>{esc(report.summary())}</strong></div>"
+        f"<p><small>{note}</small></p><table>{metrics}</table>{''.join(blocks)}</body></html>"
+    )

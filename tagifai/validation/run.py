@@ -8,6 +8,10 @@ A dataframe is validated as a pandas batch. A warehouse table is validated where
 datasource on DuckDB fails every expectation with ``MetricResolutionError``); BigQuery runs the
 expectations as SQL on GX's BigQuery datasource, nothing is downloaded.
 
+Where the suite's expectation types allow it (:func:`tagifai.validation.sql.supports`), DuckDB tables,
+Parquet files and dataframes are validated as SQL in DuckDB (:mod:`.sql`: GX's semantics, no GX import,
+no copy of the table in pandas); ``engine="gx"`` (or ``TAGIFAI_VALIDATION_ENGINE=gx``) runs GX instead.
+
 Two normalisations are applied before validating a dataframe (on a shallow copy): timezone-aware
 datetime columns are converted to naive UTC (GX cannot compare aware timestamps with the suites' naive
 bounds), and the suite parameter ``max_created_on`` defaults to now (UTC) plus one day.
@@ -16,17 +20,21 @@ bounds), and the suite parameter ``max_created_on`` defaults to now (UTC) plus o
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from tagifai.validation.context import LOCK, gx_context
-from tagifai.validation.html import render_html
+from tagifai.validation.html import render_html, render_sql_page
 from tagifai.validation.report import ValidationReport, build_report
 from tagifai.validation.suites import load_suite, suite_path
 from tagifai.warehouse import Warehouse, WarehouseError, parse_warehouse
 
+#: The engines: ``auto`` (SQL in DuckDB where the suite allows, GX otherwise), ``sql``, ``gx``.
+ENGINES = ("auto", "sql", "gx")
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
 
 
@@ -49,6 +57,40 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     for c in aware:
         out[c] = out[c].dt.tz_convert("UTC").dt.tz_localize(None)
     return out
+
+
+def engine_of(engine: str | None = None) -> str:
+    """The engine asked for: the argument, else ``TAGIFAI_VALIDATION_ENGINE``, else ``auto``."""
+    chosen = (engine or os.environ.get("TAGIFAI_VALIDATION_ENGINE") or "auto").strip().lower()
+    if chosen not in ENGINES:
+        raise ValueError(f"validation engine {chosen!r} is not one of {', '.join(ENGINES)} (TAGIFAI_VALIDATION_ENGINE)")
+    return chosen
+
+
+def _sql_suite(suite_name: str, gx_project_dir: Path | None, engine: str | None) -> dict | None:
+    """The suite's JSON when it runs as SQL, None when GX runs it."""
+    chosen = engine_of(engine)
+    if chosen == "gx":
+        return None
+    from tagifai.validation.sql import supports
+
+    data = json.loads(suite_path(suite_name, gx_project_dir).read_text(encoding="utf-8"))
+    if supports(data):
+        return data
+    if chosen == "sql":
+        raise ValueError(f"suite {suite_name!r} holds an expectation the SQL engine does not run; use engine 'gx'")
+    return None
+
+
+def _run_sql(source, data: dict, data_name: str, params: dict) -> ValidationReport:
+    """A suite's report from the SQL engine, with its HTML page."""
+    from tagifai.validation.sql import run_suite, suite_of
+
+    suite = suite_of(data)
+    result = run_suite(source, suite, params)
+    report = build_report(result, suite, data_name, source.columns)
+    report.html = render_sql_page(result, report)
+    return report
 
 
 def _annotate(result: Any, data_name: str) -> None:
@@ -75,16 +117,27 @@ def validate_dataframe(
     data_name: str,
     gx_project_dir: Path | None = None,
     expectation_parameters: dict | None = None,
+    engine: str | None = None,
 ) -> ValidationReport:
     """Validate ``df`` against the suite ``suite_name`` and return the report (never raises on failures).
 
     ``data_name`` names the data in messages and HTML (a table or file). The suite is read from
     ``<gx_project_dir>/gx/expectations/<suite_name>.json`` (default: the settings' ``gx_project_dir``);
     nothing is written into the GX project. Raises :class:`SuiteNotFoundError` for an unknown suite.
+    ``engine``: see :func:`engine_of`.
     """
     # Fail fast on an unknown suite, before paying for the GX import.
     suite_path(suite_name, gx_project_dir)
     params = _parameters(expectation_parameters)
+    data = _sql_suite(suite_name, gx_project_dir, engine)
+    if data is not None:
+        import duckdb
+
+        from tagifai.validation.sql import frame_source
+
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            return _run_sql(frame_source(con, _normalise(df)), data, data_name, params)
     with LOCK:
         context, batch_definition = gx_context()
         suite = load_suite(context, suite_name, gx_project_dir)
@@ -99,6 +152,7 @@ def validate_parquet(
     data_name: str | None = None,
     gx_project_dir: Path | None = None,
     expectation_parameters: dict | None = None,
+    engine: str | None = None,
 ) -> ValidationReport:
     """Read a Parquet file (local path or fsspec URL) with pandas and validate it like a dataframe."""
     df = pd.read_parquet(path)
@@ -108,6 +162,7 @@ def validate_parquet(
         data_name or str(path),
         gx_project_dir=gx_project_dir,
         expectation_parameters=expectation_parameters,
+        engine=engine,
     )
 
 
@@ -118,14 +173,19 @@ def validate_table(
     data_name: str | None = None,
     gx_project_dir: Path | None = None,
     expectation_parameters: dict | None = None,
+    engine: str | None = None,
 ) -> ValidationReport:
     """Validate a warehouse table (``schema.table``) against a suite; the report is as for dataframes.
 
-    Where the expectations run is the warehouse's choice (:attr:`Warehouse.gx_pandas`): on a pandas
-    dataframe of the table, or as SQL on the warehouse's GX datasource. Credentials are the warehouse's
-    own (never in a message).
+    On DuckDB the SQL engine runs in the warehouse file itself (read-only), unless ``engine`` (see
+    :func:`engine_of`) says GX. GX runs where the warehouse says (:attr:`Warehouse.gx_pandas`): on a
+    pandas dataframe of the table, or as SQL on the warehouse's GX datasource (BigQuery). Credentials
+    are the warehouse's own (never in a message).
     """
     wh = parse_warehouse(warehouse_uri)
+    data = _sql_suite(suite_name, gx_project_dir, engine) if _is_duckdb(wh) else None
+    if data is not None:
+        return _validate_duckdb_table(wh, table, data, data_name or table, _parameters(expectation_parameters))
     if wh.gx_pandas:
         return validate_dataframe(
             wh.read_table(table),
@@ -133,6 +193,7 @@ def validate_table(
             data_name or table,
             gx_project_dir=gx_project_dir,
             expectation_parameters=expectation_parameters,
+            engine="gx",
         )
     return _validate_sql(wh, table, suite_name, data_name or table, gx_project_dir, expectation_parameters)
 
@@ -161,3 +222,29 @@ def _validate_sql(
         except Exception as exc:  # noqa: BLE001 - GX and SQLAlchemy raise many kinds; name the table once
             raise WarehouseError(f"validating {table} in {wh.uri} failed: {type(exc).__name__}: {exc}") from exc
     return _finish(result, suite, data_name, columns)
+
+
+def _is_duckdb(wh: Warehouse) -> bool:
+    from tagifai.warehouse.duckdb import DuckDBWarehouse
+
+    return isinstance(wh, DuckDBWarehouse)
+
+
+def _validate_duckdb_table(wh: Warehouse, table: str, data: dict, data_name: str, params: dict) -> ValidationReport:
+    """The SQL engine on a table of a DuckDB warehouse file, opened read-only."""
+    import duckdb
+
+    from tagifai.validation.sql import table_source
+    from tagifai.warehouse.base import split_table
+
+    if (problem := wh.missing()) is not None:
+        raise WarehouseError(problem)
+    schema, name = split_table(table)
+    relation = f'"{schema}"."{name}"'
+    with duckdb.connect(str(wh.path), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        try:
+            source = table_source(con, relation)
+        except duckdb.CatalogException as exc:
+            raise WarehouseError(f"table {schema}.{name} not found in {wh.path}: {exc}") from exc
+        return _run_sql(source, data, data_name, params)

@@ -70,7 +70,7 @@ class _Pages(HTMLParser):
             table.icons.append("")
         elif tag == "th":
             table.header_cell = []
-        elif tag == "i" and table.icons:
+        elif tag in ("i", "span") and table.icons:  # GX's icon, or the text mark that replaced it
             table.icons[-1] += " " + " ".join(classes)
         elif tag == "br" and table.cell is not None:
             table.cell.append(" ")
@@ -137,7 +137,7 @@ def validation_page(text: str) -> tuple[str, list[Expectation]]:
                 if len(cells) < 2:
                     continue
                 icon = icons[0] if icons else ""
-                passed = "fa-check" in icon or "text-success" in icon
+                passed = "fa-check" in icon or "text-success" in icon or "tagifai-pass" in icon
                 found.append(Expectation(table.section, cells[1], cells[2] if len(cells) > 2 else "", passed))
         elif heads[:2] == ["expectation", "column(s)"]:  # tagifai's plain page lists the failed ones
             for cells, _ in table.rows:

@@ -39,6 +39,14 @@ TAGS = {
 pytestmark = pytest.mark.skipif(not (DATA_DIR / "projects.csv").exists(), reason="shared Made With ML data not found")
 
 
+@pytest.fixture(params=["gx", "sql"], autouse=True)
+def engine(request, monkeypatch) -> str:
+    """Every test here runs on both engines: Great Expectations itself, and the suites as SQL in DuckDB
+    (tagifai.validation.sql; tests/unit/test_validation_sql.py compares their results one by one)."""
+    monkeypatch.setenv("TAGIFAI_VALIDATION_ENGINE", request.param)
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def projects() -> pd.DataFrame:
     df = pd.read_csv(DATA_DIR / "projects.csv")
