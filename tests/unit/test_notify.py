@@ -340,11 +340,54 @@ def test_metrics_from_a_local_sqlite_registry(tmp_path):
     mv = client.create_model_version("tagifai", (tmp_path / "a").as_uri(), run_id=run.info.run_id)
     client.set_registered_model_alias("tagifai", "champion", mv.version)
     client.set_model_version_tag("tagifai", mv.version, "tagifai.decision", "promoted")
+    client.log_metric(run.info.run_id, "precision", 0.7)
     metrics, note = notify.read_metrics(uri, "tagifai")
     assert note == ""
-    assert metrics == {"alias": "champion", "version": 1, "f1": 0.66, "outcome": "promoted"}
+    assert metrics == {"alias": "champion", "version": 1, "f1": 0.66, "outcome": "promoted", "precision": 0.7}
+    # Read straight from the SQLite tables (no MLflow import), and the same as MLflow's client says.
+    path = str(tmp_path / "mlflow.db")
+    assert notify._sqlite_version(path, "tagifai") == notify._client_version(uri, "tagifai")
+    assert notify._sqlite_version(path, "nothing") is None
     assert notify.read_metrics(f"sqlite:///{tmp_path / 'none.db'}", "tagifai")[1].startswith("skipped")
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_store_of_another_schema_is_read_through_mlflow(tmp_path, monkeypatch):
+    import sqlite3
+
+    path = tmp_path / "mlflow.db"
+    sqlite3.connect(path).execute("CREATE TABLE unrelated (x)").connection.commit()
+    asked = []
+    monkeypatch.setattr(notify, "_client_version", lambda uri, name: asked.append(uri) or None)
+    metrics, note = notify.read_metrics(f"sqlite:///{path}", "tagifai")
+    assert asked == [f"sqlite:///{path}"] and metrics == {} and "no version of tagifai" in note
+
+
+def test_notify_reads_a_local_store_without_importing_mlflow(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "mlflow.db"
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE registered_model_aliases (alias, name, version);"
+        "CREATE TABLE model_versions (name, version, run_id);"
+        "CREATE TABLE model_version_tags (key, value, name, version);"
+        "CREATE TABLE latest_metrics (key, value, run_uuid);"
+        "INSERT INTO registered_model_aliases VALUES ('champion', 'tagifai', 3);"
+        "INSERT INTO model_versions VALUES ('tagifai', 3, 'r1');"
+        "INSERT INTO latest_metrics VALUES ('f1', 0.9, 'r1');"
+    )
+    con.commit()
+    code = (
+        "import sys; from tagifai import notify; "
+        f"m, note = notify.read_metrics('sqlite:///{path}', 'tagifai'); "
+        "print(m['version'], m['f1'], 'mlflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["3", "0.9", "False"]
 
 
 def test_failed_tasks_from_the_message_or_a_local_run_folder(tmp_path):
