@@ -1,4 +1,10 @@
-"""optimize: an Optuna study over the training arguments, each trial logged to MLflow."""
+"""optimize: an Optuna study over the training arguments, each trial logged to MLflow.
+
+Two components on one image: ``optimize`` (runs the study's missing trials, then chooses) and
+``optimize_worker`` (runs trials of the same study beside other workers: the pipelines fan it out with
+``dsl.ParallelFor`` when ``pipelines/platform.yaml`` gives optimize ``parallel_workers`` > 1, and
+``optimize`` then only chooses).
+"""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
@@ -77,10 +83,63 @@ def optimize(
     if summary.get("best_value") is not None:
         metrics.log_metric("best_trial_val_f1", summary["best_value"])
     metrics.log_metric("kept_base_args", float(bool(chosen.get("kept_base"))))
-    for key in ("n_complete", "n_pruned", "n_new_trials"):
+    for key in ("n_complete", "n_pruned", "new_trials"):
         if isinstance(summary.get(key), (int, float)):
             metrics.log_metric(key, summary[key])
     name = summary.get("study_name", study_name)
     Path(plots.path).write_text(optimization_page(s.optuna_storage, name, summary), encoding="utf-8")
     Path(profile.path).write_text(profile_page(df), encoding="utf-8")
+    keep_values(metrics)  # a file at every output: kfp.local's cache can reuse this step
+
+
+@dsl.component(base_image=default_image("optimize"), install_kfp_package=False)
+def optimize_worker(
+    dataset: Input[Dataset],
+    num_trials: int,
+    seed: int,
+    worker: int,
+    study_name: str,
+    optuna_storage: str,
+    mlflow_tracking_uri: str,
+    experiment_name: str,
+    state_dir: str,
+    metrics: Output[Metrics],
+    model_families: str = "",
+):
+    """One of N workers of the study ``optimize`` reads (same data, same name, same storage): it runs
+    trials until the study holds ``num_trials`` finished ones, whoever ran them (Optuna's
+    MaxTrialsCallback on the shared RDB storage), with its own sampler seed (``seed`` + 7919 x
+    ``worker``) so workers do not propose the same trials. The storage must be one every worker reaches:
+    a Postgres/MySQL URL on a cluster (SQLite on a shared volume is not safe under concurrent writers);
+    the SQLite file of the state folder locally, where kfp.local runs the workers one after another.
+    Writes ``metrics``: the trials this worker ran (new_trials) and the study's counts.
+    """
+    import pandas as pd
+
+    from tagifai.artifacts import keep_values
+    from tagifai.config import get_settings
+    from tagifai.workflows import tune
+
+    s = get_settings(
+        home=state_dir,
+        optuna_storage=optuna_storage,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        experiment_name=experiment_name,
+    )
+    _, _, summary = tune(
+        pd.read_parquet(dataset.path),
+        num_trials,
+        s.optuna_storage,
+        study_name,
+        seed,
+        tracking_uri=s.mlflow_tracking_uri,
+        experiment_name=s.experiment_name,
+        artifact_root=s.mlflow_artifact_root,
+        model_families=model_families,
+        sampler_seed=seed + 7919 * worker,
+    )
+    metrics.log_metric("worker", worker)
+    for key in ("n_complete", "n_pruned", "new_trials"):
+        if isinstance(summary.get(key), (int, float)):
+            metrics.log_metric(key, summary[key])
     keep_values(metrics)  # a file at every output: kfp.local's cache can reuse this step

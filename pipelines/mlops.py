@@ -2,13 +2,17 @@
 
 In ``continual`` and ``sensor`` the same tasks take transform's curated Dataset (``tasks(curated=...)``):
 extract reads the table that artifact names. train's Model artifact feeds evaluate.
+
+With ``parallel_workers: N`` (N > 1) under optimize in the platform settings, N ``optimize_worker`` tasks
+run the study's trials side by side (``dsl.ParallelFor``, one shared study in ``optuna_storage``), and
+``optimize`` after them only chooses and writes the best arguments.
 """
 
 from kfp import dsl
 
 from components.evaluate import evaluate
 from components.extract import extract
-from components.optimize import optimize
+from components.optimize import optimize, optimize_worker
 from components.train import train
 from components.validate import validate_dataset
 from pipelines import forward
@@ -58,17 +62,26 @@ def tasks(
         data.after(after)
     checked = validate_dataset(suite="labeled_projects", dataset=data.outputs["dataset"])
     checked.set_display_name("validate-dataset")
-    tuned = optimize(
-        dataset=data.outputs["dataset"],
-        num_trials=num_trials,
-        model_families=model_families,
-        seed=seed,
-        study_name=study_name,
-        optuna_storage=optuna_storage,
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        experiment_name=experiment_name,
-        state_dir=state_dir,
-    ).after(checked)
+    study = {
+        "dataset": data.outputs["dataset"],
+        "num_trials": num_trials,
+        "model_families": model_families,
+        "seed": seed,
+        "study_name": study_name,
+        "optuna_storage": optuna_storage,
+        "mlflow_tracking_uri": mlflow_tracking_uri,
+        "experiment_name": experiment_name,
+        "state_dir": state_dir,
+    }
+    workers = plan.workers("optimize")
+    searched = checked
+    if workers > 1:
+        with dsl.ParallelFor(items=list(range(workers)), name="optimize-workers") as worker:
+            fanned = optimize_worker(worker=worker, **study).after(checked)
+            fanned.set_display_name("optimize-worker")
+            plan.configure(fanned)
+        searched = fanned
+    tuned = optimize(**study).after(searched)
     tuned.set_display_name("optimize")
     trained = train(
         dataset=data.outputs["dataset"],

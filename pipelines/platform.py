@@ -59,6 +59,8 @@ class StepSettings(_Strict):
     memory_limit: str | None = None
     retry: Retry | None = None
     timeout_seconds: int | None = Field(default=None, gt=0)
+    # optimize only: Optuna workers fanned out with dsl.ParallelFor, sharing one study (pipelines/mlops.py)
+    parallel_workers: int | None = Field(default=None, ge=1)
 
 
 def _check_steps(steps: list[str] | None) -> list[str] | None:
@@ -188,6 +190,11 @@ class TaskPlan:
             raise ValueError(f"no image for step(s) {', '.join(missing)}")
         if self.settings is None:  # local runs take the caching settings from it too
             object.__setattr__(self, "settings", load())
+
+    def workers(self, component: str) -> int:
+        """How many workers a component fans out to (``parallel_workers``; 1 when unset). Read on every
+        target: it shapes the compiled DAG, so a change needs a new compile."""
+        return self.settings.step(component).parallel_workers or 1
 
     def configure(self, *tasks) -> None:
         """Give each task its step's image and, for a cluster target, its platform settings."""

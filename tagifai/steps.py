@@ -140,6 +140,7 @@ STEPS: tuple[Step, ...] = (
                     Show("best_validation_score", artifact="metrics", field="best_val_f1"),
                 ),
             ),
+            Component("optimize_worker"),
         ),
     ),
     Step(

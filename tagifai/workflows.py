@@ -40,11 +40,13 @@ def tune(
     experiment_name: str | None = None,
     artifact_root: str | None = None,
     model_families: str = "",
+    sampler_seed: int | None = None,
 ) -> tuple[dict[str, Any], float, dict[str, Any]]:
     """Run (or resume) the Optuna study; returns (best args as a dict, best validation f1, summary).
 
     ``model_families``: comma-separated model families to search (e.g. "linear_svc,logreg,sgd"); empty
-    searches the default family's parameters only."""
+    searches the default family's parameters only. ``seed`` fixes the splits and folds; the sampler's
+    seed is ``sampler_seed`` when given (each worker of a fanned-out study its own), else ``seed``."""
     from tagifai.optimize import optimize
     from tagifai.train import TrainArgs
 
@@ -53,7 +55,7 @@ def tune(
         num_trials=num_trials,
         storage=storage,
         study_name=study_name_for(study_name, df, model_families),
-        seed=seed,
+        seed=seed if sampler_seed is None else sampler_seed,
         base_args=TrainArgs(seed=seed),
         tracking_uri=tracking_uri,
         experiment_name=experiment_name,

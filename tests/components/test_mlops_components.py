@@ -10,7 +10,7 @@ from _artifacts import make_artifact
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 from components.evaluate import evaluate
-from components.optimize import optimize
+from components.optimize import optimize, optimize_worker
 from components.train import train
 
 _artifact = make_artifact
@@ -411,3 +411,58 @@ def test_extract_composes_the_window_and_train_logs_it(curated, tmp_path, monkey
     assert {"data_composition.json", "reference_predictions.json"} <= {
         a.path for a in client.list_artifacts(run.info.run_id)
     }
+
+
+def test_fanned_out_workers_share_one_study_and_optimize_only_chooses(chain, tmp_path):
+    """Part 4 of issue 13: N optimize_worker tasks fill one study in the shared storage up to num_trials
+    (together, whoever runs which trial), each with its own sampler seed; optimize after them runs no
+    trial and chooses from the study they filled."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    common = {
+        "dataset": chain["dataset"],
+        "num_trials": 3,
+        "seed": 7,
+        "study_name": "fan",
+        "optuna_storage": storage,
+        "mlflow_tracking_uri": chain["store"]["mlflow_tracking_uri"],
+        "experiment_name": "tagifai",
+        "state_dir": chain["store"]["state_dir"],
+    }
+    ran = []
+    for worker in (0, 1):
+        metrics = _artifact(Metrics, tmp_path, f"worker-{worker}")
+        optimize_worker.python_func(worker=worker, metrics=metrics, **common)
+        assert metrics.metadata["worker"] == worker
+        ran.append(metrics.metadata["new_trials"])
+    assert ran == [3, 0]  # one after another (as kfp.local runs them): the second found the study full
+    (summary,) = optuna.get_all_study_summaries(storage)
+    assert summary.study_name.startswith("fan-") and summary.n_trials == 3
+    best, metrics = _artifact(Artifact, tmp_path, "best"), _artifact(Metrics, tmp_path, "m")
+    optimize.python_func(
+        best_args=best,
+        metrics=metrics,
+        plots=_artifact(HTML, tmp_path, "plots"),
+        profile=_artifact(HTML, tmp_path, "profile"),
+        **common,
+    )
+    assert metrics.metadata["new_trials"] == 0 and best.metadata["study_name"] == summary.study_name
+    assert json.loads(Path(best.path).read_text())["seed"] == 7
+    assert len(optuna.load_study(study_name=summary.study_name, storage=storage).trials) == 3
+
+
+def test_workers_draw_from_their_own_sampler_seed(tmp_path, _labeled_projects):
+    """Two workers with the same data but different worker numbers propose different first trials."""
+    import optuna
+
+    from tagifai.workflows import tune
+
+    df = _labeled_projects
+    firsts = []
+    for worker in (0, 1):
+        storage = f"sqlite:///{tmp_path / f'w{worker}.db'}"
+        optuna.create_study(storage=storage, study_name="probe")  # not the tuned study: only its storage
+        _, _, summary = tune(df, 2, storage, "s", 7, sampler_seed=7 + 7919 * worker)
+        firsts.append(summary["trials"][-1]["params"])
+    assert firsts[0] != firsts[1]

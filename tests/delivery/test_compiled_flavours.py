@@ -167,6 +167,37 @@ def test_settings_file_not_code_chooses_the_values(tmp_path):
     assert "pvcMount" not in k8s
 
 
+@pytest.mark.parametrize("target", ["kubeflow", "vertex"])
+def test_parallel_workers_fan_optimize_out_over_one_study(tmp_path, target):
+    """Issue 13 part 4: optimize's ``parallel_workers: 3`` compiles a ParallelFor of 3 optimize-worker tasks,
+    each with optimize's platform settings, and optimize (which then only chooses) waits for the loop. The
+    committed pipelines (parallel_workers unset) have no loop."""
+    custom = yaml.safe_load((ROOT / "pipelines" / "platform.yaml").read_text())
+    custom["steps"]["optimize"]["parallel_workers"] = 3
+    path = tmp_path / "platform.yaml"
+    path.write_text(yaml.safe_dump(custom))
+    out = tmp_path / "out"
+    subprocess.run(
+        [sys.executable, "-m", "tagifai_cli.main", "compile", "continual", "--target", target]
+        + ["--platform-config", str(path), "--output-dir", str(out)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    spec = next(yaml.safe_load_all((out / "continual.yaml").read_text()))
+    tasks = all_tasks(spec)
+    (loop,) = [t for name, t in tasks.items() if name.startswith("for-loop")]
+    assert loop["parameterIterator"]["items"]["raw"] == "[0, 1, 2]"
+    worker = tasks["optimize-worker"]
+    assert worker["inputs"]["parameters"]["worker"]["componentInputParameter"].startswith("pipelinechannel--loop-item")
+    loop_name = next(name for name in tasks if name.startswith("for-loop"))
+    assert loop_name in tasks["optimize"]["dependentTasks"]
+    resources = spec["deploymentSpec"]["executors"]["exec-optimize-worker"]["container"]["resources"]
+    assert resources["resourceCpuLimit"] == "2" and resources["resourceMemoryLimit"] == "4Gi"
+    committed = next(yaml.safe_load_all((COMPILED / target / "continual.yaml").read_text()))
+    assert not any(name.startswith("for-loop") for name in all_tasks(committed))
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [
