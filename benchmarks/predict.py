@@ -8,8 +8,12 @@ benchmarks/synth.py: every text is new, so the embedder's memo never answers (a 
 once per embedder), and the persistent embedding store is off (``TAGIFAI_EMBEDDING_CACHE=off``). Measured, in one run:
 
 - **batch**: :func:`tagifai.predict.predict` on ``--embedding-rows`` rows (default model) and
-  ``--tfidf-rows`` rows (TF-IDF only), ``--runs`` times each on fresh rows: rows/s, median of the runs; the
-  default model's time split into cleaning the text, TF-IDF, the encoder and the rest;
+  ``--tfidf-rows`` rows (TF-IDF only), ``--runs`` times each on fresh rows: rows/s, median of the runs; each
+  model's time split into cleaning the text, TF-IDF, the encoder and the classifier;
+- **TF-IDF only, before and after**: ``--compare-runs`` batches of ``--tfidf-rows`` rows through the path as it was
+  before issue 13's text work (the regex cleaning, scikit-learn's own ``TfidfVectorizer`` and
+  ``CalibratedClassifierCV.predict_proba``) and through ``predict``, in turn: the ratio of rows/s and whether the
+  probabilities are the same floats;
 - **the encoder alone**: :meth:`SentenceEmbedder.encode` on ``--encode-rows`` new texts with its default batch
   (16 texts sorted by length) and 2 ONNX Runtime threads, then batch sizes 1 and 64 and 1 thread: texts/s,
   with the tokens per text and the padding the batching adds;
@@ -280,25 +284,79 @@ def time_batches(model: Any, frames: list[pd.DataFrame]) -> dict[str, Any]:
 
 
 def split_batch(model: Any, df: pd.DataFrame) -> dict[str, float]:
-    """Where one batch prediction of the default model spends its time (each part timed alone, fresh texts)."""
+    """Where one batch prediction spends its time, each part timed alone on fresh rows, as the model runs it
+    (tagifai.model.TagifaiModel: cleaning into a TextBatch, the TF-IDF union without scikit-learn's re-validation,
+    the encoder when the model has one, the calibrated classifier's probabilities)."""
     import scipy.sparse as sp
+    from sklearn import config_context
 
     from tagifai.embeddings import SentenceEmbedder
-    from tagifai.model import to_inputs
+    from tagifai.model import calibrated_linear_proba, to_inputs
 
     start = time.perf_counter()
     texts, raw = to_inputs(df[["title", "description"]])
     clean = time.perf_counter() - start
     start = time.perf_counter()
-    tfidf = model.features_.transform(texts)
+    with config_context(assume_finite=True, skip_parameter_validation=True):
+        tfidf = model.features_.transform(texts)
     tfidf_s = time.perf_counter() - start
+    encode, matrix = 0.0, tfidf
+    if model.args.embedding != "none":
+        start = time.perf_counter()
+        embedder = SentenceEmbedder(model.args.embedding, batch_size=getattr(model.embedder, "batch_size", 16))
+        dense = embedder.encode(raw)
+        encode = time.perf_counter() - start
+        matrix = sp.hstack([tfidf, sp.csr_matrix(dense * model.args.embedding_weight)], "csr")
     start = time.perf_counter()
-    dense = SentenceEmbedder(model.args.embedding, batch_size=getattr(model.embedder, "batch_size", 16)).encode(raw)
-    encode = time.perf_counter() - start
-    start = time.perf_counter()
-    model.classifier_.predict_proba(sp.hstack([tfidf, sp.csr_matrix(dense * model.args.embedding_weight)], "csr"))
+    if calibrated_linear_proba(model.classifier_, matrix) is None:
+        model.classifier_.predict_proba(matrix)
     classify = time.perf_counter() - start
     return {"clean_text": clean, "tfidf": tfidf_s, "encode": encode, "classifier": classify}
+
+
+def compare_tfidf_paths(model: Any, frames: list[pd.DataFrame]) -> dict[str, Any]:
+    """The TF-IDF-only model's batch prediction the way it ran before issue 13's text work, and as it runs now, in
+    turn on the same rows (one process, so the load of this shared machine falls on both alike).
+
+    Before: the cleaning as the chain of regexes (``tagifai.data.clean_text_regex``) of each row's raw text,
+    scikit-learn's own ``TfidfVectorizer`` (copies of the model's, class swapped back: the same vocabulary and idf)
+    and ``CalibratedClassifierCV.predict_proba``: the probabilities only, no output frame. Now: ``predict(model,
+    df)``. Also checks that both give the same probabilities, bit for bit."""
+    import copy
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from tagifai.data import clean_text_regex, raw_text
+    from tagifai.predict import predict, prob_column
+
+    reference = copy.deepcopy(model.features_)
+    for part in [reference, *(p for _, p in getattr(reference, "transformer_list", []))]:
+        if isinstance(part, TfidfVectorizer):
+            part.__class__ = TfidfVectorizer
+    prob_columns = [prob_column(c) for c in model.classes_]
+    before, after, cpu_before, cpu_after, same = [], [], [], [], True
+    for df in frames:
+        start, cpu = time.perf_counter(), time.process_time()
+        texts = [clean_text_regex(t) for t in raw_text(df)]
+        expected = model.classifier_.predict_proba(reference.transform(texts))
+        before.append(len(df) / (time.perf_counter() - start))
+        cpu_before.append(time.process_time() - cpu)
+        start, cpu = time.perf_counter(), time.process_time()
+        out = predict(model, df)
+        after.append(len(df) / (time.perf_counter() - start))
+        cpu_after.append(time.process_time() - cpu)
+        same = same and np.array_equal(out[prob_columns].to_numpy(), expected)
+    return {
+        "rows": len(frames[0]),
+        "runs": len(frames),
+        "before_rows_per_second": before,
+        "after_rows_per_second": after,
+        "before_cpu_seconds": cpu_before,
+        "after_cpu_seconds": cpu_after,
+        "ratio": statistics.median(after) / statistics.median(before),
+        "cpu_ratio": statistics.median(cpu_before) / statistics.median(cpu_after),
+        "identical_probabilities": bool(same),
+    }
 
 
 def time_single(model: Any, df: pd.DataFrame, warmup: int = 5) -> dict[str, Any]:
@@ -393,6 +451,51 @@ def cli_cold_start(home: Path, runs: int) -> dict[str, Any]:
     return results
 
 
+def cli_rows(c: dict[str, Any]) -> list[str]:
+    """The table rows of the CLI's cold start."""
+    return [
+        f"| `tagifai predict --title` from a cold start (the champion's serving copy, no MLflow"
+        f"{': MLflow WAS imported' if c['fast_path_imports_mlflow'] else ''}) | **{c['cli_predict']['median']:.2f} s** "
+        f"median (max {c['cli_predict']['max']:.2f}) | ≤ 2 s | `{c['cli_predict']['command']}`, "
+        f"{c['cli_predict']['runs']} runs |",
+        f"| … the same model through MLflow (the path before; the fallback) | "
+        f"{c['cli_predict_mlflow']['median']:.2f} s median: **{c['ratio_mlflow_over_fast']:.1f}×** the serving "
+        f"copy's | | `{c['cli_predict_mlflow']['command']}` |",
+        f"| … the interpreter alone | {c['python_startup']['median']:.3f} s | | `{c['python_startup']['command']}` |",
+        f"| … the serving copy's imports | {c['fast_imports']['median']:.2f} s | | `{c['fast_imports']['command']}` |",
+        f"| … the MLflow path's imports | {c['imports']['median']:.2f} s | | `{c['imports']['command']}` |",
+    ]
+
+
+def compare_lines(compare: dict[str, Any] | None, split: dict[str, float] | None) -> list[str]:
+    """The section on TF-IDF-only batch prediction: before and after in turn, and where the time goes now."""
+    lines = ["## TF-IDF-only batch prediction, before and after (issue 13)", ""]
+    if compare:
+        runs = ", ".join(
+            f"{b:,.0f} → {a:,.0f}"
+            for b, a in zip(compare["before_rows_per_second"], compare["after_rows_per_second"], strict=True)
+        )
+        lines += [
+            f"In turn on the same {compare['rows']:,} new rows ({compare['runs']} runs, rows/s before → after: "
+            f"{runs}): "
+            f"**{compare['ratio']:.1f}×** the rows/s of scikit-learn's path with the regex cleaning (CPU seconds: "
+            f"{compare['cpu_ratio']:.1f}× fewer); the probabilities are "
+            f"{'the same floats' if compare['identical_probabilities'] else '**NOT the same**'}. Before: "
+            "`clean_text_regex` of each row, scikit-learn's `TfidfVectorizer` (the model's, class swapped back) and "
+            "`CalibratedClassifierCV.predict_proba`; after: `predict(model, df)` (tagifai.textfeatures, "
+            "tagifai.model.calibrated_linear_proba).",
+            "",
+        ]
+    if split:
+        total = sum(split.values())
+        lines += [
+            f"Where it goes now, each part alone on fresh rows: cleaning the text {split['clean_text']:.3f} s, TF-IDF "
+            f"{split['tfidf']:.3f} s, the classifier {split['classifier']:.3f} s ({total:.3f} s in all).",
+            "",
+        ]
+    return lines if len(lines) > 2 else []
+
+
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     b, e, s, c, lim = report["batch"], report["encode"], report["single"], report["cli"], report["limit"]
@@ -423,16 +526,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"= **{s['default'].get('encoder_share', 0):.0%}** | | `SentenceEmbedder._run` on one new text, in turn |",
         f"| single prediction, warm, TF-IDF only | p50 {s['tfidf']['p50_ms']:.1f} ms, "
         f"p99 {s['tfidf']['p99_ms']:.1f} ms | | the same |",
-        f"| `tagifai predict --title` from a cold start (the champion's serving copy, no MLflow"
-        f"{': MLflow WAS imported' if c['fast_path_imports_mlflow'] else ''}) | **{c['cli_predict']['median']:.2f} s** "
-        f"median (max {c['cli_predict']['max']:.2f}) | ≤ 2 s | `{c['cli_predict']['command']}`, "
-        f"{c['cli_predict']['runs']} runs |",
-        f"| … the same model through MLflow (the path before; the fallback) | "
-        f"{c['cli_predict_mlflow']['median']:.2f} s median: **{c['ratio_mlflow_over_fast']:.1f}×** the serving "
-        f"copy's | | `{c['cli_predict_mlflow']['command']}` |",
-        f"| … the interpreter alone | {c['python_startup']['median']:.3f} s | | `{c['python_startup']['command']}` |",
-        f"| … the serving copy's imports | {c['fast_imports']['median']:.2f} s | | `{c['fast_imports']['command']}` |",
-        f"| … the MLflow path's imports | {c['imports']['median']:.2f} s | | `{c['imports']['command']}` |",
+        *(
+            cli_rows(c)
+            if c
+            else ["| `tagifai predict --title` from a cold start | not measured (`--cli-runs 0`) | ≤ 2 s | |"]
+        ),
         f"| the MiniLM encoder alone (batch 16, 2 threads) | **{e[0]['texts_per_second']:.0f} texts/s** | | "
         f"`SentenceEmbedder().encode`, {e[0]['texts']:,} new texts |",
         f"| physical limit of the encoder at these texts (float32, as it runs) | "
@@ -441,6 +539,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"| … if the weights ran as int8 | {lim['limit_texts_per_second_int8']:.0f} texts/s | | over "
         f"{lim['peak']['int8_ops'] / 1e9:.0f} GOP/s int8 |",
         "",
+        *compare_lines(b.get("tfidf_compare"), b.get("tfidf_split")),
         "## Where batch prediction of the default model goes",
         "",
         f"Each part alone on {default['rows']:,} new rows: cleaning the text {split['clean_text']:.2f} s, "
@@ -510,7 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encode-rows", type=int, default=800, help="texts for each encoder measurement")
     parser.add_argument("--runs", type=int, default=3, help="batches of each model (fresh rows each)")
     parser.add_argument("--latency-calls", type=int, default=200, help="single predictions of each model")
-    parser.add_argument("--cli-runs", type=int, default=5, help="cold starts of tagifai predict")
+    parser.add_argument("--cli-runs", type=int, default=5, help="cold starts of tagifai predict (0: skip)")
+    parser.add_argument(
+        "--compare-runs", type=int, default=2, help="TF-IDF batches by the path before and after, in turn (0: skip)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic rows")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="folder for predict.*")
     opts = parser.parse_args(argv)
@@ -546,9 +648,14 @@ def main(argv: list[str] | None = None) -> int:
     print("batch prediction ...", flush=True)
     batch = {"default": time_batches(models["default"], embed_frames)}
     batch["default_split"] = split_batch(models["default"], take(n_embed))
-    batch["tfidf"] = time_batches(
-        models["tfidf"], [rows.iloc[i * opts.tfidf_rows : (i + 1) * opts.tfidf_rows] for i in range(opts.runs)]
-    )
+    tfidf_frames = [rows.iloc[i * opts.tfidf_rows : (i + 1) * opts.tfidf_rows] for i in range(opts.runs)]
+    batch["tfidf"] = time_batches(models["tfidf"], tfidf_frames)
+    batch["tfidf_split"] = split_batch(models["tfidf"], tfidf_frames[-1])
+    if opts.compare_runs > 0:
+        print("TF-IDF batch, before and after ...", flush=True)
+        batch["tfidf_compare"] = compare_tfidf_paths(
+            models["tfidf"], [tfidf_frames[i % len(tfidf_frames)] for i in range(opts.compare_runs)]
+        )
     print("the encoder ...", flush=True)
     encode = [
         time_encode(raw_texts(take(n_enc)), batch=16),
@@ -561,13 +668,15 @@ def main(argv: list[str] | None = None) -> int:
     single = {name: time_single(model, take(n_lat)) for name, model in models.items()}
     gemm = measure_gemm()
 
-    print("the CLI from a cold start ...", flush=True)
-    state = Path(tempfile.mkdtemp(prefix="tagifai-bench-predict-"))
-    try:
-        registered = register_champion(df, state)
-        cli = cli_cold_start(state, opts.cli_runs)
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+    registered, cli = {}, {}
+    if opts.cli_runs > 0:
+        print("the CLI from a cold start ...", flush=True)
+        state = Path(tempfile.mkdtemp(prefix="tagifai-bench-predict-"))
+        try:
+            registered = register_champion(df, state)
+            cli = cli_cold_start(state, opts.cli_runs)
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
 
     m = machine(load_start)
     tokens = encode[0]["tokens_per_text"]
@@ -609,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "tfidf_rows_per_second": [GOALS["tfidf_rows_per_second"], batch["tfidf"]["median_rows_per_second"]],
             "warm_p50_ms": [GOALS["warm_p50_ms"], single["default"]["p50_ms"]],
-            "cli_seconds": [GOALS["cli_seconds"], cli["cli_predict"]["median"]],
+            "cli_seconds": [GOALS["cli_seconds"], cli["cli_predict"]["median"] if cli else None],
         },
     }
     text = markdown(report)

@@ -13,6 +13,12 @@ under ``tagifai.model``). Prediction (:mod:`tagifai.predict`) imports this modul
 
 scikit-learn (and onnxruntime, for the embedding) is imported inside the functions that need it, so
 importing this module is cheap.
+
+Prediction speed (issue 13), each giving the same numbers as the plain path: the text is cleaned chunk by chunk
+with a memo (:func:`tagifai.data.clean_texts`), the TF-IDF vectorizers count n-grams per distinct word
+(:class:`tagifai.textfeatures.FastTfidfVectorizer`; models pickled with scikit-learn's own vectorizers are switched
+to it when they load) and the calibrated linear SVM's probabilities skip scikit-learn's repeated input checks
+(:func:`calibrated_linear_proba`).
 """
 
 from __future__ import annotations
@@ -24,7 +30,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tagifai.data import ACCEPTED_TAGS, DEFAULT_MIN_FREQ, OTHER, DataError, clean_text, raw_text, require_columns
+from tagifai.data import (
+    ACCEPTED_TAGS,
+    DEFAULT_MIN_FREQ,
+    OTHER,
+    DataError,
+    TextBatch,
+    clean_texts,
+    raw_text,
+    require_columns,
+)
 from tagifai.embeddings import EMBEDDING_MODELS  # numpy only at import: cheap
 
 MODELS = ("sgd", "logreg", "linear_svc", "complement_nb")
@@ -170,9 +185,12 @@ class TrainArgs:
 
 
 def build_features(args: TrainArgs):
-    """The TF-IDF feature extractor for ``args`` (a TfidfVectorizer or a FeatureUnion of two)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    """The TF-IDF feature extractor for ``args`` (a TfidfVectorizer or a FeatureUnion of two). The vectorizers are
+    :class:`tagifai.textfeatures.FastTfidfVectorizer`: scikit-learn's, with a ``transform`` that counts n-grams once
+    per distinct word (the same features, about 10x faster for char_wb n-grams)."""
     from sklearn.pipeline import FeatureUnion
+
+    from tagifai.textfeatures import FastTfidfVectorizer as TfidfVectorizer
 
     common = dict(sublinear_tf=args.sublinear_tf, min_df=args.min_df, max_features=args.max_features)
     if args.analyzer == "word":
@@ -256,10 +274,10 @@ def to_inputs(X: Any) -> tuple[list[str], list[str]]:
             if "text" not in X.columns and len(X) <= _SMALL_FRAME:
                 raw_list = _raw_texts_of_strings(X["title"].tolist(), X["description"].tolist())
                 if raw_list is not None:
-                    return [clean_text(x) for x in raw_list], raw_list
-            raw = raw_text(X)
-            cleaned = X["text"].fillna("").astype(str).tolist() if "text" in X.columns else raw.map(clean_text).tolist()
-            return cleaned, raw.tolist()
+                    return clean_texts(raw_list), raw_list
+            raw = raw_text(X).tolist()
+            cleaned = X["text"].fillna("").astype(str).tolist() if "text" in X.columns else clean_texts(raw)
+            return cleaned, raw
         if "text" in X.columns:
             texts = X["text"].fillna("").astype(str).tolist()
             return texts, texts
@@ -271,7 +289,7 @@ def to_inputs(X: Any) -> tuple[list[str], list[str]]:
     else:
         raise DataError(f"model input: expected a DataFrame or strings, got {type(X).__name__}")
     raw = ["" if x is None or (isinstance(x, float) and x != x) else str(x) for x in X]
-    return [clean_text(x) for x in raw], raw
+    return clean_texts(raw), raw
 
 
 def apply_threshold(proba: np.ndarray, classes: Sequence[str], threshold: float, other: str = OTHER) -> np.ndarray:
@@ -284,6 +302,64 @@ def apply_threshold(proba: np.ndarray, classes: Sequence[str], threshold: float,
     if threshold > 0 and len(proba):
         labels = np.where(proba.max(axis=1) < threshold, other, labels)
     return labels.astype(object)
+
+
+def calibrated_linear_proba(classifier: Any, X: Any) -> np.ndarray | None:
+    """``classifier.predict_proba(X)`` for a sigmoid-calibrated linear classifier of more than two classes (the
+    default model's ``CalibratedClassifierCV(LinearSVC, method="sigmoid", cv=3)``), or None for anything else (the
+    caller then asks scikit-learn).
+
+    Why this is not scikit-learn's own call (issue 13): its ``predict_proba`` checks the input again for each of
+    the 3 fold models and each of their 4 calibrators (about 30 ``check_array`` calls, ~4 ms of a ~10 ms TF-IDF-only
+    single prediction), around a few numpy operations. Those operations are done here once each, the same ones in
+    the same order as scikit-learn 1.9's ``CalibratedClassifierCV.predict_proba`` and ``_CalibratedClassifier.
+    predict_proba`` (the decision function ``X @ coef_.T + intercept_``, ``expit(-(a * T + b))`` per class, the
+    normalisation, the mean over the folds), so the probabilities are the same floats (tests/unit/test_model.py and
+    tests/unit/test_predict.py compare them). Only a finite CSR input of exactly that configuration takes this path.
+    """
+    try:
+        import scipy.sparse as sp
+        from scipy.special import expit
+        from sklearn.calibration import CalibratedClassifierCV, _CalibratedClassifier, _SigmoidCalibration
+        from sklearn.svm import LinearSVC
+    except ImportError:  # pragma: no cover - another scikit-learn: its own path
+        return None
+    linear_decision = LinearSVC.decision_function  # LinearClassifierMixin's: X @ coef_.T + intercept_
+    if type(classifier) is not CalibratedClassifierCV or not (sp.issparse(X) and X.format == "csr"):
+        return None
+    classes = classifier.classes_
+    n_classes = classes.shape[0]
+    folds = getattr(classifier, "calibrated_classifiers_", None) or []
+    for fold in folds:
+        estimator = fold.estimator
+        if not (
+            type(fold) is _CalibratedClassifier
+            and fold.method == "sigmoid"
+            and getattr(type(estimator), "decision_function", None) is linear_decision
+            and estimator.coef_.ndim == 2
+            and estimator.coef_.shape[0] == n_classes == len(fold.calibrators)
+            and all(type(c) is _SigmoidCalibration for c in fold.calibrators)
+            and np.array_equal(fold.classes, classes)
+            and np.array_equal(estimator.classes_, classes)
+        ):
+            return None
+    if n_classes <= 2 or not folds or not np.isfinite(X.data).all():
+        return None  # (scikit-learn raises its own error for NaN or infinity)
+    n = X.shape[0]
+    mean_proba = np.zeros((n, n_classes))
+    for fold in folds:
+        estimator = fold.estimator
+        scores = X @ estimator.coef_.T + estimator.intercept_
+        proba = np.zeros((n, n_classes))
+        for class_idx, (this_pred, calibrator) in enumerate(zip(scores.T, fold.calibrators, strict=True)):
+            proba[:, class_idx] = expit(-(calibrator.a_ * np.ravel(this_pred) + calibrator.b_))
+        denominator = np.sum(proba, axis=1)[:, np.newaxis]
+        uniform_proba = np.full_like(proba, 1 / n_classes)
+        proba = np.divide(proba, denominator, out=uniform_proba, where=denominator != 0)
+        proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
+        mean_proba += proba
+    mean_proba /= len(folds)
+    return mean_proba
 
 
 def make_embedder(args: TrainArgs):
@@ -327,7 +403,16 @@ class TagifaiModel:
         """The feature matrix: TF-IDF columns of the cleaned texts, then the weighted embedding of the raw."""
         import scipy.sparse as sp
 
-        tfidf = self.features_.fit_transform(texts) if fit else self.features_.transform(texts)
+        if not isinstance(texts, TextBatch):  # (a TextBatch lets the word and char vectorizers split the texts once)
+            texts = TextBatch(texts)
+        if fit:
+            tfidf = self.features_.fit_transform(texts)
+        else:
+            from sklearn import config_context
+
+            # Strings in, TF-IDF out: nothing to validate that fit did not (~0.5 ms of a single prediction).
+            with config_context(assume_finite=True, skip_parameter_validation=True):
+                tfidf = self.features_.transform(texts)
         embedder = self._embedder()
         if embedder is None:
             return tfidf
@@ -359,6 +444,11 @@ class TagifaiModel:
             args.embedding, args.embedding_weight = "none", 1.0
         for name in ("embedder", "features_", "classifier_"):
             self.__dict__.setdefault(name, None)
+        features = self.features_ if self.features_ is not None else self.__dict__.get("pipeline_")
+        if features is not None:  # a model pickled with scikit-learn's own vectorizers: the same, faster
+            from tagifai.textfeatures import accelerate
+
+            accelerate(features)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities, one column per class in :attr:`classes_` order."""
@@ -368,7 +458,11 @@ class TagifaiModel:
             return np.zeros((0, len(self.classes_)))
         if self.classifier_ is None:  # a model pickled by an earlier version
             return np.asarray(self.pipeline_.predict_proba(texts), dtype=float)
-        return np.asarray(self.classifier_.predict_proba(self._matrix(texts, raw)), dtype=float)
+        matrix = self._matrix(texts, raw)
+        proba = calibrated_linear_proba(self.classifier_, matrix)
+        if proba is None:
+            proba = self.classifier_.predict_proba(matrix)
+        return np.asarray(proba, dtype=float)
 
     def predict(self, X: Any, threshold: float | None = None) -> np.ndarray:
         """Class labels with the threshold (:attr:`threshold` unless given)."""

@@ -181,3 +181,48 @@ print(loaded_at_import, [m for m in ("tagifai.train", "tagifai.optimize", "optun
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[] []"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"embedding": "none"},  # the default classifier: CalibratedClassifierCV(LinearSVC, sigmoid, cv=3)
+        {"embedding": "none", "model": "sgd", "loss": "hinge"},  # CalibratedClassifierCV(SGDClassifier)
+        {"embedding": "none", "model": "logreg"},  # not calibrated: scikit-learn's own call
+    ],
+)
+def test_calibrated_probabilities_are_scikit_learns_bit_for_bit(labeled_df, changes):
+    """TagifaiModel.predict_proba computes a sigmoid-calibrated linear classifier's probabilities itself
+    (tagifai.model.calibrated_linear_proba, without scikit-learn's per-fold input checks): the same floats."""
+    from tagifai.model import calibrated_linear_proba
+
+    df = prepare(labeled_df)
+    model = TagifaiModel(TrainArgs(threshold_strategy="none", **changes)).fit(df.iloc[:600], df["label"].iloc[:600])
+    new = df.iloc[600:]
+    matrix = model._matrix(*to_inputs(new[["title", "description"]]))
+    expected = model.classifier_.predict_proba(matrix)
+    fast = calibrated_linear_proba(model.classifier_, matrix)
+    if changes.get("model") == "logreg":
+        assert fast is None
+    else:
+        assert fast is not None and np.array_equal(fast, expected)
+        assert np.array_equal(calibrated_linear_proba(model.classifier_, matrix[:1]), expected[:1])
+        bad = matrix.copy()
+        bad.data[0] = np.nan
+        assert calibrated_linear_proba(model.classifier_, bad) is None  # scikit-learn reports it
+        assert calibrated_linear_proba(model.classifier_, matrix.toarray()) is None  # only CSR input
+    assert np.array_equal(model.predict_proba(new[["title", "description"]]), expected)
+
+
+def test_predict_reads_title_and_description_whatever_other_columns(labeled_df):
+    from tagifai.predict import predict
+
+    df = prepare(labeled_df)
+    model = TagifaiModel(TrainArgs(embedding="none", threshold_strategy="none")).fit(df, df["label"])
+    new = df.iloc[:80].copy()
+    plain = predict(model, new[["id", "title", "description"]])
+    wide = new.drop(columns=["text"]).assign(extra=1)
+    pd.testing.assert_frame_equal(predict(model, wide), plain)
+    changed = new.assign(text="something else entirely")  # a "text" column is never read by predict()
+    pd.testing.assert_frame_equal(predict(model, changed), plain)
+    pd.testing.assert_frame_equal(predict(model, wide.head(3)), plain.head(3))

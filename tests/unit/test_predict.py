@@ -43,3 +43,17 @@ def test_predict_missing_column_is_named(trained_default):
         predict(trained_default.model, pd.DataFrame({"title": ["x"]}))
     with pytest.raises(DataError, match="'title'"):
         predict(trained_default.model, pd.DataFrame({"description": ["x"]}))
+
+
+def test_default_model_probabilities_are_scikit_learns(trained_default):
+    """The default model (TF-IDF + MiniLM, calibrated linear SVM): predict's probabilities are the classifier's own
+    predict_proba of the model's features, bit for bit (tagifai.model.calibrated_linear_proba computes them)."""
+    from tagifai.model import calibrated_linear_proba, to_inputs
+
+    model = trained_default.model
+    test = trained_default.splits.test[["id", "title", "description"]]
+    matrix = model._matrix(*to_inputs(test[["title", "description"]]))
+    expected = model.classifier_.predict_proba(matrix)
+    assert np.array_equal(calibrated_linear_proba(model.classifier_, matrix), expected)
+    out = predict(model, test)
+    assert np.array_equal(out[[f"prob_{c}" for c in model.classes_]].to_numpy(), expected)
