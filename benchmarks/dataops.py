@@ -17,9 +17,16 @@ of each step (what a step costs whatever the size, mostly process start-up and i
 rows add). The goals of issue 13 (1M rows: 30 s and 2 GiB; 10M: 5 min, 8 GiB, near-linear from 1M) are
 compared with the one measured run: a figure under its goal is "under in this run", never "met".
 
+With ``--library``, the pipeline is not run: each of sync-projects, sync-tags and transform is the library call
+its component makes (``tagifai.sync.sync`` with the source's fingerprint; ``tagifai.transform.run_dbt("build")``
+then ``tagifai.extract.extract_table`` of labeled_projects), in a fresh process of its own on one fresh warehouse,
+in pipeline order, measured for wall seconds, CPU seconds (user + system, which a busy shared machine distorts
+less) and the process's peak RSS. It isolates the load and the transform from the runner and the validations.
+
     make benchmark-dataops                                  # 100k and 1M rows (make bench too)
     python benchmarks/dataops.py --sizes 100000,1000000,10000000
     python benchmarks/dataops.py --sizes 10000 --format parquet --keep /tmp/dataops-bench
+    python benchmarks/dataops.py --sizes 1000000,10000000 --library   # writes results/dataops-library.*
 """
 
 from __future__ import annotations
@@ -248,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="folder for dataops.*")
     parser.add_argument("--keep", type=Path, help="make the data and state folders here and keep them")
+    parser.add_argument(
+        "--library", action="store_true", help="time the library calls of sync and transform alone (no pipeline)"
+    )
     opts = parser.parse_args(argv)
     try:
         sizes = sorted({int(s.replace("_", "")) for s in opts.sizes.split(",") if s.strip()})
@@ -264,16 +274,21 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     try:
         for rows in sizes:
-            results.append(run_size(rows, work, opts.format, opts.seed))
+            if opts.library:
+                results.append(run_library(rows, work, opts.format, opts.seed))
+                report = library_report(command, sizes, opts, load_start, began, results)
+                paths = write_results("dataops-library", report, library_markdown(report), opts.out)
+            else:
+                results.append(run_size(rows, work, opts.format, opts.seed))
+                report = build_report(command, sizes, opts, load_start, began, results)
+                paths = write_results("dataops", report, markdown(report), opts.out)  # after each size: a long run
             if not opts.keep:  # room for the next size
                 shutil.rmtree(work / f"data-{rows}", ignore_errors=True)
                 shutil.rmtree(work / f"home-{rows}", ignore_errors=True)
-            report = build_report(command, sizes, opts, load_start, began, results)
-            paths = write_results("dataops", report, markdown(report), opts.out)  # after each size: a long run
     finally:
         if not opts.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(markdown(report))
+    print(library_markdown(report) if opts.library else markdown(report))
     print(f"wrote {paths[1]} and {paths[0]}")
     return 0 if all(r["status"] == "succeeded" for r in results) else 1
 
@@ -295,6 +310,139 @@ def build_report(command: str, sizes: list[int], opts, load_start: float, began:
         "growth": growths,
         "goals": goals(results, growths),
     }
+
+
+# ------------------------------------------------------------------------- --library: the steps' library calls
+
+#: Each step's library call, run as ``python -c CODE DATA HOME [FINGERPRINT]``; it prints one JSON line of details.
+LIBRARY_STEPS: dict[str, str] = {
+    name: f"""
+import json, sys, time
+from pathlib import Path
+from tagifai.sync import sync
+data, home, expected = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+result = sync(data, {table!r}, f"duckdb:///{{home / 'warehouse.duckdb'}}", home,
+              snapshot=home / "artifacts" / {name!r}, expected_fingerprint=expected)
+print(json.dumps({{"detail": result.to_dict()}}))
+"""
+    for name, table in (("sync-projects", "projects"), ("sync-tags", "tags"))
+}
+LIBRARY_STEPS["transform"] = """
+import json, sys, time
+from pathlib import Path
+from tagifai.extract import extract_table
+from tagifai.transform import run_dbt
+home = Path(sys.argv[2])
+uri = f"duckdb:///{home / 'warehouse.duckdb'}"
+report = run_dbt("build", uri, state_dir=home / "dbt")
+report.raise_for_failures()
+start = time.perf_counter()
+meta = extract_table(uri, "labeled_projects", home / "artifacts" / "labeled_projects")
+extract_seconds = round(time.perf_counter() - start, 3)
+ranked = sorted(report.results, key=lambda r: -r["execution_time"])[:3]
+slowest = {r["name"]: round(r["execution_time"], 3) for r in ranked}
+detail = {"dbt_seconds": round(report.elapsed, 3), "extract_seconds": extract_seconds, "rows": meta["rows"],
+          "slowest_nodes": slowest}
+print(json.dumps({"detail": detail}))
+"""
+
+
+def run_library(rows: int, work: Path, fmt: str, seed: int) -> dict[str, Any]:
+    """Make ``rows`` synthetic projects and run the library call of each step on them, each in a fresh process."""
+    import resource
+
+    from tagifai.sources import fingerprint
+
+    data, home = work / f"data-{rows}", work / f"home-{rows}"
+    written = synth.write(rows, data, fmt=fmt, seed=seed)
+    print(f"{rows:>10,} rows: synthetic data in {written.seconds:.1f} s ({written.bytes / 2**20:.0f} MiB)", flush=True)
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    sources = {"sync-projects": written.projects, "sync-tags": written.tags, "transform": ""}
+    steps: dict[str, Any] = {}
+    status = "succeeded"
+    for name, code in LIBRARY_STEPS.items():
+        source = sources[name]
+        expected = fingerprint(source) if source else ""  # the fingerprint task's output, before the step
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        measured = run_measured([sys.executable, "-c", code, source, str(home), expected], env=tagifai_env())
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        detail = next((json.loads(line)["detail"] for line in measured.stdout.splitlines() if line.startswith("{")), {})
+        steps[name] = {
+            "seconds": round(measured.seconds, 3),
+            "cpu_seconds": round(cpu, 3),
+            "max_rss": measured.max_process_rss,
+            "load": [round(measured.load_start, 2), round(measured.load_end, 2)],
+            "returncode": measured.returncode,
+            "detail": detail,
+        }
+        print(
+            f"{rows:>10,} rows: {name:<14} {measured.seconds:6.1f} s wall, {cpu:6.1f} s CPU, "
+            f"peak RSS {gib(measured.max_process_rss)}, load {measured.load_start:.2f} -> {measured.load_end:.2f}",
+            flush=True,
+        )
+        if measured.returncode:
+            print(measured.stderr[-3000:], file=sys.stderr)
+            status = "failed"
+            break
+    db = home / "warehouse.duckdb"
+    return {
+        "rows": rows,
+        "status": status,
+        "steps": steps,
+        "seconds": round(sum(s["seconds"] for s in steps.values()), 3),
+        "cpu_seconds": round(sum(s["cpu_seconds"] for s in steps.values()), 3),
+        "warehouse_bytes": db.stat().st_size if db.exists() else 0,
+        "synthetic": {"seconds": written.seconds, "bytes": written.bytes, "format": fmt},
+    }
+
+
+def library_report(command: str, sizes: list[int], opts, load_start: float, began: float, results: list) -> dict:
+    return {
+        "benchmark": "dataops-library",
+        "command": command,
+        "sizes": sizes,
+        "measured_sizes": [r["rows"] for r in results],
+        "format": opts.format,
+        "seed": opts.seed,
+        "machine": machine(load_start),
+        "seconds": time.perf_counter() - began,
+        "results": results,
+    }
+
+
+def library_markdown(report: dict[str, Any]) -> str:
+    results = report["results"]
+    lines = [
+        "# DataOps library calls: sync and transform",
+        "",
+        "Each step's library call in a fresh process on one fresh DuckDB warehouse per size (synthetic "
+        f"{report['format']}, seed {report['seed']}), in one run of `{report['command']}` on "
+        f"{machine_line(report['machine'])}. CPU: user + system seconds of the process.",
+        "",
+        "| rows | step | wall s | CPU s | peak RSS | load start → end | detail |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for name, s in r["steps"].items():
+            detail = ", ".join(
+                f"{k} {v}" for k, v in s["detail"].items() if k in ("dbt_seconds", "extract_seconds", "slowest_nodes")
+            )
+            lines.append(
+                f"| {r['rows']:,} | {name} | {s['seconds']:.1f} | {s['cpu_seconds']:.1f} | {gib(s['max_rss'])} | "
+                f"{s['load'][0]:.2f} → {s['load'][1]:.2f} | {_cell(detail)} |"
+            )
+        lines.append(
+            f"| {r['rows']:,} | **all three** ({r['status']}) | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | | | "
+            f"warehouse file {r['warehouse_bytes'] / 2**20:.0f} MiB |"
+        )
+    lines += ["", f"Reproduce: `{report['command']}`", ""]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 if __name__ == "__main__":

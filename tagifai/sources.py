@@ -7,6 +7,8 @@ source, the column and the offending rows, so nothing half-checked reaches the w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -55,21 +57,23 @@ def detect_format(uri: str, fmt: str | None = None) -> str:
     return mapping[ext]
 
 
-def read_raw(uri: str, fmt: str | None = None) -> pd.DataFrame:
-    """Read a source as it is (no conformance). Errors name the source."""
+def read_raw(uri: str, fmt: str | None = None, *, name: str | None = None) -> pd.DataFrame:
+    """Read a source as it is (no conformance). Errors name the source (``name``, default ``uri``: the source a
+    local copy was made of)."""
+    label = name or uri
     fmt = detect_format(uri, fmt)
     scheme = urlparse(uri).scheme if "://" in uri else ""
     if scheme == "file":
         uri = urlparse(uri).path
         scheme = ""
     if scheme == "" and not Path(uri).exists():
-        raise SourceError(f"{uri}: no such file")
+        raise SourceError(f"{label}: no such file")
     if scheme == "gs":
         try:
             import gcsfs  # noqa: F401  (pandas reads gs:// through fsspec + gcsfs)
         except ImportError as exc:
             raise SourceError(
-                f"{uri}: reading gs:// needs the gcsfs package (pip install gcsfs) and credentials"
+                f"{label}: reading gs:// needs the gcsfs package (pip install gcsfs) and credentials"
             ) from exc
     try:
         if fmt == "csv":
@@ -82,7 +86,7 @@ def read_raw(uri: str, fmt: str | None = None) -> pd.DataFrame:
     except SourceError:
         raise
     except Exception as exc:  # pandas/pyarrow/urllib raise many kinds; name the source once
-        raise SourceError(f"{uri}: could not read as {fmt}: {type(exc).__name__}: {exc}") from exc
+        raise SourceError(f"{label}: could not read as {fmt}: {type(exc).__name__}: {exc}") from exc
 
 
 def fingerprint(uri: str, chunk: int = 1 << 20) -> str:
@@ -171,9 +175,13 @@ def read_input(uri: str, required: tuple[str, ...] = ("title", "description"), f
 
 def _rows(mask: pd.Series) -> str:
     """Data row numbers (1-based, header excluded) of a boolean mask, a few of them."""
-    idx = [int(i) + 1 for i in mask[mask].index[:_MAX_SAMPLES]]
-    more = int(mask.sum()) - len(idx)
-    return ", ".join(map(str, idx)) + (f" (and {more} more)" if more > 0 else "")
+    return _rows_text([int(i) + 1 for i in mask[mask].index[:_MAX_SAMPLES]], int(mask.sum()))
+
+
+def _rows_text(first: list[int], total: int) -> str:
+    """``1, 3 (and 7 more)``: the first data rows of ``total``."""
+    more = total - len(first)
+    return ", ".join(map(str, first)) + (f" (and {more} more)" if more > 0 else "")
 
 
 def conform(df: pd.DataFrame, table: str, uri: str = "<dataframe>") -> pd.DataFrame:
@@ -183,36 +191,12 @@ def conform(df: pd.DataFrame, table: str, uri: str = "<dataframe>") -> pd.DataFr
     schema = SCHEMAS[table]
     df = df.reset_index(drop=True)
     df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in schema if c not in df.columns]
-    if missing:
-        raise SourceError(
-            f"{uri}: missing column(s) {', '.join(missing)} for table {table!r}; "
-            f"expected {', '.join(schema)}, found {', '.join(df.columns) or 'none'}"
-        )
+    _check_columns(table, list(df.columns), uri)
     if df.empty:
         raise SourceError(f"{uri}: no rows; table {table!r} needs at least one")
     out = pd.DataFrame(index=df.index)
     for col, kind in schema.items():
-        values = df[col]
-        if kind == "int":
-            nulls = values.isna()
-            if nulls.any():
-                raise SourceError(f"{uri}: column {col!r} is empty in data row(s) {_rows(nulls)}; expected an integer")
-            numbers = pd.to_numeric(values, errors="coerce")
-            bad = numbers.isna() | (numbers != numbers.round())
-            if bad.any():
-                samples = ", ".join(repr(v) for v in values[bad].head(_MAX_SAMPLES))
-                raise SourceError(f"{uri}: column {col!r} is not an integer in data row(s) {_rows(bad)}: {samples}")
-            out[col] = numbers.astype("int64")
-        elif kind == "timestamp":
-            parsed = pd.to_datetime(values, errors="coerce", utc=True)
-            bad = parsed.isna() & values.notna()
-            if bad.any():
-                samples = ", ".join(repr(v) for v in values[bad].head(_MAX_SAMPLES))
-                raise SourceError(f"{uri}: column {col!r} is not a timestamp in data row(s) {_rows(bad)}: {samples}")
-            out[col] = parsed.dt.tz_localize(None)
-        else:
-            out[col] = values.astype("string")
+        out[col] = conform_column(df[col], col, kind, uri)
     dup = out[PRIMARY_KEY].duplicated(keep=False)
     if dup.any():
         ids = ", ".join(map(str, out.loc[dup, PRIMARY_KEY].unique()[:_MAX_SAMPLES]))
@@ -220,9 +204,256 @@ def conform(df: pd.DataFrame, table: str, uri: str = "<dataframe>") -> pd.DataFr
     return out
 
 
+def _check_columns(table: str, found: list[str], uri: str) -> None:
+    """A :class:`SourceError` naming the columns of ``SCHEMAS[table]`` missing from ``found`` (stripped names)."""
+    missing = [c for c in SCHEMAS[table] if c not in found]
+    if missing:
+        raise SourceError(
+            f"{uri}: missing column(s) {', '.join(missing)} for table {table!r}; "
+            f"expected {', '.join(SCHEMAS[table])}, found {', '.join(found) or 'none'}"
+        )
+
+
+def conform_column(values: pd.Series, col: str, kind: str, uri: str = "<dataframe>") -> pd.Series:
+    """One column of a raw table typed as its ``kind`` (int, timestamp, string), or a :class:`SourceError` naming
+    the data rows (1-based: ``values`` indexed 0..n-1 in the source's order) and sample values that are not."""
+    if kind == "int":
+        nulls = values.isna()
+        if nulls.any():
+            raise SourceError(f"{uri}: column {col!r} is empty in data row(s) {_rows(nulls)}; expected an integer")
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() | (numbers != numbers.round())
+        if bad.any():
+            samples = ", ".join(repr(v) for v in values[bad].head(_MAX_SAMPLES))
+            raise SourceError(f"{uri}: column {col!r} is not an integer in data row(s) {_rows(bad)}: {samples}")
+        return numbers.astype("int64")
+    if kind == "timestamp":
+        parsed = pd.to_datetime(values, errors="coerce", utc=True)
+        bad = parsed.isna() & values.notna()
+        if bad.any():
+            samples = ", ".join(repr(v) for v in values[bad].head(_MAX_SAMPLES))
+            raise SourceError(f"{uri}: column {col!r} is not a timestamp in data row(s) {_rows(bad)}: {samples}")
+        return parsed.dt.tz_localize(None)
+    return values.astype("string")
+
+
 def read_source(uri: str, table: str, fmt: str | None = None) -> pd.DataFrame:
     """Read and conform one source for ``table``."""
     return conform(read_raw(uri, fmt), table, uri)
+
+
+# ------------------------------------------------------------------ reading into DuckDB (the sync of large batches)
+
+#: DuckDB's type of each kind of column: the types of the raw tables on DuckDB.
+SQL_TYPES = {"int": "BIGINT", "timestamp": "TIMESTAMP", "string": "VARCHAR"}
+#: The text form of timestamps that DuckDB converts itself (the Made With ML files', the synthetic ones'): a value
+#: in any other form is converted as :func:`conform` converts it.
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+_SQL_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+_SQL_TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE")
+_SQL_TIMESTAMPS_TZ = ("TIMESTAMP WITH TIME ZONE",)
+#: Compressions of a CSV that DuckDB reads itself (others are read by pandas).
+_DUCKDB_CSV_COMPRESSIONS = ("", ".gz")
+
+
+@contextmanager
+def local_copy(uri: str, fingerprint_local: bool = True, chunk: int = 1 << 20) -> Iterator[tuple[str, str]]:
+    """``(path, fingerprint)``: a local file holding the source's bytes and their :func:`fingerprint`.
+
+    A local path (or file://) is itself, hashed where it is (its fingerprint is "" with ``fingerprint_local``
+    False). A remote source (http(s)://, gs://) is read once, into a temporary file named like it (its extensions
+    kept) that is deleted afterwards, and hashed while it is copied: what is loaded is exactly the bytes that were
+    fingerprinted. :class:`SourceError` names the source when it cannot be read.
+    """
+    import hashlib
+    import tempfile
+
+    scheme = urlparse(uri).scheme if "://" in uri else ""
+    if scheme in ("", "file"):
+        path = urlparse(uri).path if scheme == "file" else uri
+        if not Path(path).is_file():
+            raise SourceError(f"{uri}: no such file")
+        yield path, fingerprint(path) if fingerprint_local else ""
+        return
+    name = Path(urlparse(uri).path).name or "source"
+    with tempfile.TemporaryDirectory(prefix="tagifai-source-") as folder:
+        path = str(Path(folder) / name)
+        digest = hashlib.sha256()
+        try:
+            if scheme in ("http", "https"):  # the standard library, as fingerprint() reads them
+                import urllib.request
+
+                opened = urllib.request.urlopen(uri, timeout=60)  # noqa: S310 - the user's source URL
+            else:
+                if scheme == "gs":
+                    try:
+                        import gcsfs  # noqa: F401  (fsspec reads gs:// through gcsfs)
+                    except ImportError as exc:
+                        raise SourceError(
+                            f"{uri}: reading gs:// needs the gcsfs package (pip install gcsfs) and credentials"
+                        ) from exc
+                import fsspec
+
+                opened = fsspec.open(uri, "rb").open()
+            with opened as fh, open(path, "wb") as out:
+                while block := fh.read(chunk):
+                    digest.update(block)
+                    out.write(block)
+        except SourceError:
+            raise
+        except Exception as exc:  # urllib/gcsfs raise many kinds; name the source once
+            raise SourceError(f"{uri}: could not read its bytes: {type(exc).__name__}: {exc}") from exc
+        yield path, f"sha256:{digest.hexdigest()}"
+
+
+def stage_source(con, path: str, table: str, fmt: str, name: str = "batch", label: str | None = None) -> int:
+    """Read and conform the local source ``path`` into the temporary table ``name`` of the DuckDB connection
+    ``con``; its number of rows. ``label`` names the source in errors (default ``path``).
+
+    The table holds the columns of ``SCHEMAS[table]`` with their :data:`SQL_TYPES`, one row per data row in the
+    source's order (``rowid`` 0 is data row 1), exactly what :func:`conform` returns for the same source:
+
+    - a CSV (plain or .gz; its separator sniffed as :func:`read_raw` does) or a Parquet file is read by DuckDB
+      (in parallel, without pandas) when every value is in a form DuckDB converts exactly as :func:`conform`
+      does: integers in their plain decimal form, timestamps as ``YYYY-MM-DD HH:MM:SS`` (:data:`TIMESTAMP_FORMAT`)
+      or typed, text as text. Duplicated ids are found in SQL and named as :func:`conform` names them;
+    - anything else (another format or compression, a value in another form, a file DuckDB's strict CSV reader
+      rejects, a header with empty or repeated names) is read and conformed by :func:`read_raw` and
+      :func:`conform` themselves: the same values are accepted and the same :class:`SourceError` raised.
+
+    One difference is known (tests/unit/test_sources_duckdb.py): a separator ending a CSV row is read as nothing
+    by DuckDB, where pandas took a first field of such rows for an index and shifted the values left.
+    """
+    import duckdb
+
+    label = label or path
+    if table not in SCHEMAS:
+        raise SourceError(f"{label}: unknown table {table!r}; expected one of {', '.join(SCHEMAS)}")
+    if not Path(path).is_file():
+        raise SourceError(f"{label}: no such file")
+    con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+    reader = _duckdb_reader(path, fmt)
+    if reader is not None:
+        try:
+            staged = _stage_with_duckdb(con, reader, table, name, label)
+        except (duckdb.OutOfMemoryException, duckdb.InterruptException):
+            raise
+        except duckdb.Error:
+            staged = None  # DuckDB cannot read it as it is: pandas decides (reads it, or names the problem)
+        if staged is not None:
+            return staged
+        con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+    frame = conform(read_raw(path, fmt, name=label), table, label)
+    con.register("tagifai_frame", frame)
+    try:
+        select = ", ".join(f'CAST("{col}" AS {SQL_TYPES[kind]}) AS "{col}"' for col, kind in SCHEMAS[table].items())
+        con.execute(f'CREATE TEMP TABLE "{name}" AS SELECT {select} FROM tagifai_frame')
+    finally:
+        con.unregister("tagifai_frame")
+    return len(frame)
+
+
+def _duckdb_reader(path: str, fmt: str) -> tuple[str, list, dict[str, str] | None] | None:
+    """DuckDB's table function reading ``path`` (SQL, parameters, {column: stripped name} for a CSV), or None
+    when pandas reads this source."""
+    suffix = Path(path).suffix.lower()
+    compression = suffix if suffix in (".gz", ".bz2", ".zst", ".xz") else ""
+    if fmt == "parquet":
+        return "read_parquet(?)", [path], None
+    if fmt != "csv" or compression not in _DUCKDB_CSV_COMPRESSIONS:
+        return None
+    sep = _sniff_separator(path)
+    header = _csv_header(path, sep, compression)
+    stripped = [h.strip() for h in header or []]
+    if not stripped or "" in stripped or len(set(stripped)) != len(stripped):
+        return None  # no header, or names pandas would make up ("Unnamed: 2", "id.1"): pandas reads it
+    names = {f"c{i}": h for i, h in enumerate(stripped)}
+    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in names) + "}"
+    # Strict: a row with more or fewer fields, an unterminated quote or bytes that are not UTF-8 are errors,
+    # which send the file to pandas (that reads the lenient cases as before and names the others).
+    sql = (
+        f"read_csv(?, header = true, auto_detect = false, columns = {columns}, delim = ?, quote = '\"', "
+        "escape = '\"', nullstr = '', strict_mode = true, encoding = 'utf-8', compression = 'auto')"
+    )
+    return sql, [path, sep], names
+
+
+def _csv_header(path: str, sep: str, compression: str) -> list[str] | None:
+    """The header record of a CSV (BOM removed, quoted fields parsed), None when there is none or it is unreadable."""
+    import csv
+    import gzip
+
+    try:
+        opener = gzip.open if compression == ".gz" else open
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+            return next(csv.reader(f, delimiter=sep, quotechar='"', doublequote=True), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
+def _stage_with_duckdb(con, reader: tuple, table: str, name: str, label: str) -> int | None:
+    """Stage with DuckDB alone; None when a value needs pandas (the caller then reads the source with pandas)."""
+    sql, params, csv_names = reader
+    described = con.execute(f"DESCRIBE SELECT * FROM {sql}", params).fetchall()
+    if csv_names is not None:
+        columns = {csv_names[row[0]]: (row[0], "VARCHAR") for row in described}
+    else:
+        stripped = [str(row[0]).strip() for row in described]
+        if len(set(stripped)) != len(stripped):
+            return None
+        columns = {s: (row[0], str(row[1])) for s, row in zip(stripped, described, strict=True)}
+    _check_columns(table, list(columns), label)
+    selects, checks = [], []
+    for col, kind in SCHEMAS[table].items():
+        source, source_type = columns[col]
+        ref = '"' + source.replace('"', '""') + '"'
+        if kind == "int" and source_type == "VARCHAR":
+            selects.append(f"TRY_CAST({ref} AS BIGINT)")  # only the plain decimal form: its text comes back
+            checks.append(f"coalesce(CAST(TRY_CAST({ref} AS BIGINT) AS VARCHAR) = {ref}, false)")
+        elif kind == "int" and source_type in _SQL_INTEGERS:
+            selects.append(f"CAST({ref} AS BIGINT)")
+            checks.append(f"{ref} IS NOT NULL")
+        elif kind == "timestamp" and source_type == "VARCHAR":
+            parsed = f"try_strptime({ref}, '{TIMESTAMP_FORMAT}')"
+            selects.append(parsed)  # only the canonical form: formatting the value gives the text back
+            checks.append(f"({ref} IS NULL OR coalesce(strftime({parsed}, '{TIMESTAMP_FORMAT}') = {ref}, false))")
+        elif kind == "timestamp" and source_type in _SQL_TIMESTAMPS:
+            selects.append(f"CAST({ref} AS TIMESTAMP)")
+        elif kind == "timestamp" and source_type in _SQL_TIMESTAMPS_TZ:
+            selects.append(f"timezone('UTC', {ref})")  # the UTC wall clock, naive: conform's utc=True
+        elif kind == "string" and source_type == "VARCHAR":
+            selects.append(ref)
+        else:
+            return None  # a type pandas converts (floats as ids, numbers as text...): conform's rules
+    columns_sql = ", ".join(f'{expr} AS "{col}"' for expr, col in zip(selects, SCHEMAS[table], strict=True))
+    ok = " AND ".join(checks) or "true"
+    con.execute(f'CREATE TEMP TABLE "{name}" AS SELECT {columns_sql}, {ok} AS tagifai_ok FROM {sql}', params)
+    rows, all_ok = con.execute(f'SELECT count(*), coalesce(bool_and(tagifai_ok), true) FROM temp."{name}"').fetchone()
+    if not rows:
+        raise SourceError(f"{label}: no rows; table {table!r} needs at least one")
+    if not all_ok:
+        return None
+    con.execute(f'ALTER TABLE temp."{name}" DROP COLUMN tagifai_ok')
+    _check_unique(con, name, label)
+    return int(rows)
+
+
+def _check_unique(con, name: str, label: str) -> None:
+    """:func:`conform`'s error for duplicated ids, in SQL (data rows are ``rowid + 1``)."""
+    key = f'"{PRIMARY_KEY}"'
+    dups = con.execute(
+        f'SELECT {key} FROM temp."{name}" GROUP BY {key} HAVING count(*) > 1 ORDER BY min(rowid) LIMIT {_MAX_SAMPLES}'
+    ).fetchall()
+    if not dups:
+        return
+    duplicated = f'{key} IN (SELECT {key} FROM temp."{name}" GROUP BY {key} HAVING count(*) > 1)'
+    total = con.execute(f'SELECT count(*) FROM temp."{name}" WHERE {duplicated}').fetchone()[0]
+    first = con.execute(
+        f'SELECT rowid + 1 FROM temp."{name}" WHERE {duplicated} ORDER BY rowid LIMIT {_MAX_SAMPLES}'
+    ).fetchall()
+    rows = _rows_text([int(r[0]) for r in first], int(total))
+    ids = ", ".join(str(r[0]) for r in dups)
+    raise SourceError(f"{label}: primary key {PRIMARY_KEY!r} is duplicated in data row(s) {rows} (ids {ids})")
 
 
 def load_labeled_projects(data_dir: str | Path) -> pd.DataFrame:

@@ -106,6 +106,22 @@ class Warehouse(ABC):
     def dlt_write_disposition(self) -> str | dict:
         """dlt's ``write_disposition`` for an atomic merge on the primary key on this warehouse."""
 
+    #: True: sync stages a batch in an in-process DuckDB and this warehouse merges it with :meth:`merge_batch`
+    #: (no dlt); False: sync loads with dlt (:meth:`dlt_destination`, :meth:`dlt_write_disposition`).
+    merges_batches: ClassVar[bool] = False
+
+    def merge_batch(
+        self, con: Any, batch: str, table: str, columns: dict[str, str], key: str = "id"
+    ) -> tuple[int, int]:
+        """Merge the temporary table ``batch`` of the DuckDB connection ``con`` into the raw table ``table`` on
+        ``key`` (its rows replace those with the same key, the others are added), atomically: in one transaction
+        that leaves the table as it was when anything fails. ``columns``: name -> SQL type of the raw table (created
+        when missing, ``key`` NOT NULL). Returns the table's row count before and after.
+
+        Only called when :attr:`merges_batches` is True.
+        """
+        raise WarehouseError(f"warehouse {self.uri!r}: sync loads it with dlt (merge_batch is not implemented)")
+
     # ----------------------------------------------------------------------------- transform (dbt)
 
     @abstractmethod

@@ -9,6 +9,8 @@ duckdb and dlt are imported inside the methods.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -17,6 +19,19 @@ from tagifai.warehouse.base import CURATED_SCHEMA, RAW_SCHEMA, STATE_TABLE, Ware
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+#: The name the file is attached under while a batch is merged into it.
+_ALIAS = "tagifai_warehouse"
+
+
+def _literal(path: Path) -> str:
+    """A path as the inside of a SQL string literal."""
+    return str(path).replace("'", "''")
+
+
+def _commit(con) -> None:
+    """Commit the merge's transaction (one function: a test makes it fail to check that nothing changed)."""
+    con.execute("COMMIT")
 
 
 @dataclass(frozen=True)
@@ -159,6 +174,57 @@ class DuckDBWarehouse(Warehouse):
     def dlt_write_disposition(self) -> str:
         """dlt's default merge (delete-insert), which dlt runs in one transaction on DuckDB."""
         return "merge"
+
+    #: sync stages a batch in an in-process DuckDB and merges it here in one transaction (tagifai.sync says why).
+    merges_batches: ClassVar[bool] = True
+
+    def merge_batch(
+        self, con, batch: str, table: str, columns: dict[str, str], key: str = "id", retries: int = 5
+    ) -> tuple[int, int]:
+        """Attach the file to ``con`` and merge ``temp.<batch>`` into ``raw.<table>`` in one transaction.
+
+        ``DELETE`` the rows whose key is in the batch, then ``INSERT`` the batch (its rows in their order): the
+        delete-insert of dlt's DuckDB merge, and like it atomic: any failure rolls the transaction back, so the
+        table (created here with ``columns`` when missing) is as it was. The file is created when missing and
+        attached only for the transaction (DuckDB lets one process write a file): a writer holding it is waited
+        for, ``retries`` times with growing pauses (0.5 s, 1 s, 2 s, ...).
+        """
+        import duckdb
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(retries + 1):
+            try:
+                con.execute(f"ATTACH '{_literal(self.path)}' AS {_ALIAS}")
+                break
+            except duckdb.Error as exc:
+                text = str(exc).lower()
+                if attempt < retries and "lock" in text and ("conflicting" in text or "could not set" in text):
+                    time.sleep(0.5 * 2**attempt)
+                    continue
+                raise
+        target = f'{_ALIAS}.{RAW_SCHEMA}."{table}"'
+        names = ", ".join(f'"{c}"' for c in columns)
+        ddl = ", ".join(f'"{c}" {kind}{" NOT NULL" if c == key else ""}' for c, kind in columns.items())
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ALIAS}.{RAW_SCHEMA}")
+                con.execute(f"CREATE TABLE IF NOT EXISTS {target} ({ddl})")
+                before = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+                con.execute(f'DELETE FROM {target} WHERE "{key}" IN (SELECT "{key}" FROM temp."{batch}")')
+                con.execute(f'INSERT INTO {target} ({names}) SELECT {names} FROM temp."{batch}"')
+                after = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+                _commit(con)
+            except BaseException:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:  # a fatal error already ended the transaction: nothing was committed
+                    pass
+                raise
+        finally:
+            with contextlib.suppress(duckdb.Error):  # closing the connection detaches it too
+                con.execute(f"DETACH {_ALIAS}")
+        return int(before), int(after)
 
     # ----------------------------------------------------------------------------- transform (dbt)
 

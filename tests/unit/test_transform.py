@@ -304,6 +304,46 @@ def test_accepted_tags_var(broken, state_dir):
     assert "quantum-computing" in set(labeled(broken)["tag"])
 
 
+TRICKY_TEXT = [
+    " a ",
+    "\ta\n",
+    "\r\na b\r\n",
+    "a \t b",
+    "\u00a0a\u00a0",  # a no-break space is not trimmed (as before)
+    "  日本語 ",
+    "é",
+    "\n",
+    " \t\r\n ",
+    "",
+    "x" * 300 + " ",
+]
+
+
+def test_clean_text_trims_exactly_what_trim_trims(broken, state_dir):
+    """The staging views trim the four whitespace characters from both ends and make blank text NULL: for every
+    value, what DuckDB's trim(x, ' \t\n\r') with nullif(.., '') gives (the macro only skips values that need no
+    trimming)."""
+    ids = query(broken, f"SELECT id FROM raw.projects ORDER BY id LIMIT {len(TRICKY_TEXT)}")["id"].tolist()
+    values = ", ".join(f"({i}, '{v}')" for i, v in zip(ids, TRICKY_TEXT, strict=True))
+    execute(broken, f"UPDATE raw.projects SET title = v.t FROM (VALUES {values}) AS v(i, t) WHERE id = v.i")
+    report = run_dbt(
+        "run", f"duckdb:///{broken}", project_dir=DBT_PROJECT, state_dir=state_dir, select=["stg_projects"]
+    )
+    assert report.success, report.to_markdown()
+    got = query(
+        broken,
+        "SELECT r.title AS raw, s.title AS staged, nullif(trim(r.title, ' ' || chr(9) || chr(10) || chr(13)), '') "
+        "AS expected FROM raw.projects r JOIN main.stg_projects s USING (id)",
+    )
+    assert len(got) == 764
+    assert got["staged"].isna().equals(got["expected"].isna())
+    both = got["expected"].notna()
+    assert (got.loc[both, "staged"] == got.loc[both, "expected"]).all()
+    assert set(TRICKY_TEXT) <= set(got["raw"])
+    assert got.loc[got["raw"] == "\u00a0a\u00a0", "staged"].tolist() == ["\u00a0a\u00a0"]
+    assert got.loc[got["raw"].isin(["\n", " \t\r\n ", ""]), "staged"].isna().all()
+
+
 def test_nothing_written_into_the_project(repo_files, warehouse, state_dir):
     assert _tree(DBT_PROJECT) == repo_files
     for folder in ("target", "logs", "dbt_packages"):
