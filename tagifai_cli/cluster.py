@@ -45,6 +45,8 @@ from pathlib import Path
 
 import yaml
 
+from tagifai_cli.commands import help_of
+
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
 CLUSTER = "tagifai"
@@ -406,7 +408,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """``tagifai cluster kind-up|deploy|kind-down``."""
     parser = subparsers.add_parser(
         "cluster",
-        help="a local Kubeflow Pipelines on kind; deploy manifests/ to a cluster",
+        help=help_of("cluster"),
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tagifai import steps as step_table
+from tagifai_cli.commands import help_of
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = ROOT / "images"
@@ -667,9 +668,7 @@ def cmd_base(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """``tagifai images build|push|list|base``."""
-    parser = subparsers.add_parser(
-        "images", help="build, push and list the step images (Docker SDK)", description=__doc__.split("\n\n")[0]
-    )
+    parser = subparsers.add_parser("images", help=help_of("images"), description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="images_command", required=True)
     names = ", ".join(step_table.NAMES)
 

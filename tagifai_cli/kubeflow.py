@@ -35,6 +35,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from tagifai_cli.commands import help_of
 from tagifai_cli.options import (
     Package,
     add_package_arguments,
@@ -691,8 +692,12 @@ def add_list_arguments(p) -> None:
     p.add_argument("--limit", type=int, default=20, help="at most this many runs, newest first (default 20)")
 
 
-def add_parsers(sub, pipeline_names, settings_flags=None) -> None:
-    """``submit``, ``schedule`` and ``backfill`` on the ``tagifai`` parser."""
+def add_parsers(sub, pipeline_names=None, settings_flags=None) -> None:
+    """``submit``, ``schedule`` and ``backfill`` on the ``tagifai`` parser (``pipeline_names``: default all)."""
+    if pipeline_names is None:
+        from pipelines import NAMES
+
+        pipeline_names = NAMES
 
     def common(p):
         add_package_arguments(p, pipeline_names, "kubeflow")
@@ -715,14 +720,14 @@ def add_parsers(sub, pipeline_names, settings_flags=None) -> None:
         p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait for a run (default 6 h)")
         p.add_argument("--poll-interval", type=float, default=10.0, help=argparse.SUPPRESS)
 
-    p = sub.add_parser("submit", help="upload a pipeline (version) to Kubeflow Pipelines and run it")
+    p = sub.add_parser("submit", help=help_of("submit"))
     common(p)
     p.add_argument("--run-name")
     p.add_argument("--wait", action="store_true", help="wait for the run and exit 1 unless it succeeds")
     waiting(p)
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("schedule", help="create a recurring run on Kubeflow Pipelines")
+    p = sub.add_parser("schedule", help=help_of("schedule"))
     common(p)
     p.add_argument("--cron", required=True, help='5-field cron in UTC, e.g. "0 6 * * *" (daily at 06:00)')
     p.add_argument("--name", help="recurring run name (default tagifai-<pipeline>-schedule)")
@@ -735,7 +740,7 @@ def add_parsers(sub, pipeline_names, settings_flags=None) -> None:
     p.add_argument("--replace", action="store_true", help="delete a recurring run of the same name first")
     p.set_defaults(func=cmd_schedule)
 
-    p = sub.add_parser("backfill", help="run past intervals of a cron, oldest first, one at a time")
+    p = sub.add_parser("backfill", help=help_of("backfill"))
     common(p)
     p.add_argument("--start", required=True, help="ISO 8601 (UTC)")
     p.add_argument("--end", required=True, help="ISO 8601 (UTC)")

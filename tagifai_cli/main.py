@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 
-from pipelines import NAMES as PIPELINE_NAMES
+from tagifai_cli.commands import COMMANDS, help_of
 from tagifai_cli.options import pipeline_arguments, settings_from
 
 
@@ -161,17 +162,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tagifai", description=__doc__)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _settings_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", help="state folder (TAGIFAI_HOME; default .tagifai in the project)")
+    p.add_argument("--warehouse", help="duckdb:///file.duckdb or bigquery://project/dataset")
+    p.add_argument("--mlflow-tracking-uri", help="MLflow tracking URI (default sqlite in the state folder)")
 
-    def settings_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--home", help="state folder (TAGIFAI_HOME; default .tagifai in the project)")
-        p.add_argument("--warehouse", help="duckdb:///file.duckdb or bigquery://project/dataset")
-        p.add_argument("--mlflow-tracking-uri", help="MLflow tracking URI (default sqlite in the state folder)")
 
-    run = sub.add_parser("run", help="run a pipeline locally with kfp.local")
+def add_run_parser(sub) -> None:
+    from pipelines import NAMES as PIPELINE_NAMES
+
+    run = sub.add_parser("run", help=help_of("run"))
     run.add_argument("pipeline", nargs="?", default="continual", choices=PIPELINE_NAMES)
     run.add_argument("--runner", default="subprocess", choices=("subprocess", "docker"))
     run.add_argument("--data-dir", help="folder or URL prefix with projects.csv and tags.csv (DATA_DIR)")
@@ -199,10 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="when another run holds the state folder, wait up to this long for it (default: fail at once)",
     )
-    settings_flags(run)
+    _settings_flags(run)
     run.set_defaults(func=cmd_run)
 
-    comp = sub.add_parser("compile", help="compile the pipelines to YAML")
+
+def add_compile_parser(sub) -> None:
+    from pipelines import NAMES as PIPELINE_NAMES
+
+    comp = sub.add_parser("compile", help=help_of("compile"))
     comp.add_argument("pipeline", nargs="?", choices=PIPELINE_NAMES)
     comp.add_argument(
         "--target",
@@ -229,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comp.set_defaults(func=cmd_compile)
 
-    pred = sub.add_parser("predict", help="tag projects with the registered model")
+
+def add_predict_parser(sub) -> None:
+    pred = sub.add_parser("predict", help=help_of("predict"))
     pred.add_argument("--title")
     pred.add_argument("--description")
     pred.add_argument(
@@ -238,10 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pred.add_argument("--output", help="CSV to write (predicted_tag and one probability column per class)")
     pred.add_argument("--model-uri", help="default: the registry's champion, else its latest version")
-    settings_flags(pred)
+    _settings_flags(pred)
     pred.set_defaults(func=cmd_predict)
 
-    ev = sub.add_parser("evaluate", help="evaluate the registered model on a CSV with title, description, tag")
+
+def add_evaluate_parser(sub) -> None:
+    ev = sub.add_parser("evaluate", help=help_of("evaluate"))
     ev.add_argument(
         "--input",
         required=True,
@@ -250,26 +258,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--report", help="also write a Markdown report (overall, per class, slices, confusion matrix) here")
     ev.add_argument("--model-uri", help="default: the registry's champion, else its latest version")
-    settings_flags(ev)
+    _settings_flags(ev)
     ev.set_defaults(func=cmd_evaluate)
 
-    from tagifai_cli import cluster, images, kubeflow, models, runs, sensor, vertex
 
-    kubeflow.add_parsers(sub, PIPELINE_NAMES)
-    vertex.add_parser(sub, PIPELINE_NAMES)
-    images.add_parser(sub)
-    cluster.add_parser(sub)
-    models.add_parser(sub)
-    sensor.add_parser(sub)
-    runs.add_parsers(sub)
-    from tagifai_cli import ui  # tagifai ui, tagifai docs
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``tagifai`` parser, with every subcommand of :data:`tagifai_cli.commands.COMMANDS` in its order.
 
-    ui.add_parsers(sub)
+    ``command``: only the parser of that subcommand (and of the others its module adds with it) is complete,
+    and only its module is imported; every other subcommand is its name and help line, which is all ``tagifai
+    --help`` and argparse's errors show. None: every parser complete (imports every module).
+    """
+    parser = argparse.ArgumentParser(prog="tagifai", description=__doc__)
+    # Flags only (no option takes a value): the first argument that is not an option names the subcommand
+    # (_command_in; a test keeps it so).
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    wanted = COMMANDS[command][:2] if command in COMMANDS else None
+    added: set[str] = set()
+    for name, (module, adder, help_line) in COMMANDS.items():
+        if name in added:
+            continue
+        if command is None or (module, adder) == wanted:
+            before = set(sub.choices)
+            # this module's own adders from this very copy of it (also when it runs as __main__, even under runpy)
+            adders = globals() if module == "tagifai_cli.main" else vars(importlib.import_module(module))
+            adders[adder](sub)
+            added |= set(sub.choices) - before
+        else:
+            sub.add_parser(name, help=help_line)
     return parser
 
 
+def _command_in(argv: list[str]) -> str:
+    """The subcommand ``argv`` names: its first argument that is not an option ("" when there is none), which is
+    the one argparse takes, since the top-level options are flags only."""
+    return next((arg for arg in argv if not arg.startswith("-")), "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from tagifai_cli.commands import help_of
 from tagifai_cli.options import settings_from
 
 
@@ -87,7 +88,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    models = sub.add_parser("models", help="registered model versions: list, approve, rollback, alias history")
+    models = sub.add_parser("models", help=help_of("models"))
     msub = models.add_subparsers(dest="models_command", required=True)
 
     def flags(p: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from tagifai_cli.commands import help_of
 from tagifai_cli.options import settings_from
 
 
@@ -146,19 +147,12 @@ def add_parsers(sub) -> None:
         p.add_argument("--home", help="state folder (TAGIFAI_HOME; default .tagifai in the project)")
         p.add_argument("--optuna-storage", help="Optuna storage URL (default sqlite in the state folder)")
 
-    rep = sub.add_parser(
-        "report",
-        help="write the HTML report of a local run (default the last): runs/<run>/report.html; prints its path",
-    )
+    rep = sub.add_parser("report", help=help_of("report"))
     rep.add_argument("run", nargs="?", help="a run folder name under $TAGIFAI_HOME/runs, or its path")
     state_flags(rep)
     rep.set_defaults(func=cmd_report)
 
-    lst = sub.add_parser(
-        "runs",
-        help="list the local runs (status, duration, f1, model) and write runs/index.html; "
-        "list|get|cancel|retry the runs on Kubeflow Pipelines",
-    )
+    lst = sub.add_parser("runs", help=help_of("runs"))
     lst.add_argument("--json", action="store_true", help="print the runs as JSON")
     state_flags(lst)
     lst.set_defaults(func=cmd_runs)

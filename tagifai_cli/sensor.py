@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from tagifai_cli.commands import help_of
 from tagifai_cli.options import add_package_arguments, given_parameters, package_from, pipeline_arguments, settings_from
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -366,10 +367,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> None:
     """``tagifai sense`` and ``tagifai watch``."""
-    sense = subparsers.add_parser(
-        "sense", help="is there enough new data to retrain? (prints the decision as JSON; --run acts on it)"
-    )
-    watch = subparsers.add_parser("watch", help="sense --run in a loop (Ctrl-C stops it)")
+    sense = subparsers.add_parser("sense", help=help_of("sense"))
+    watch = subparsers.add_parser("watch", help=help_of("watch"))
     for p in (sense, watch):
         p.add_argument("--home", help="state folder (TAGIFAI_HOME; default .tagifai in the project)")
         p.add_argument("--warehouse", help="duckdb:///file.duckdb or bigquery://project/dataset (holds the watermark)")

@@ -33,6 +33,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tagifai_cli.commands import help_of
 from tagifai_cli.options import settings_from
 
 #: Seconds a server may take to answer HTTP after it was started (MLflow imports for several seconds).
@@ -337,10 +338,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
-    ui = sub.add_parser(
-        "ui",
-        help="the MLflow UI and optuna-dashboard on the local stores; prints their addresses, Ctrl-C stops both",
-    )
+    ui = sub.add_parser("ui", help=help_of("ui"))
     ui.add_argument("--home", help="state folder (TAGIFAI_HOME; default .tagifai in the project)")
     ui.add_argument("--mlflow-tracking-uri", help="MLflow tracking URI (default sqlite in the state folder)")
     ui.add_argument("--optuna-storage", help="Optuna storage URL (default sqlite in the state folder)")
@@ -354,10 +352,7 @@ def add_parsers(sub) -> None:
     )
     ui.set_defaults(func=cmd_ui)
 
-    docs = sub.add_parser(
-        "docs",
-        help="build dbt's documentation site of dbt_transforms/ as one page: $TAGIFAI_HOME/dbt-docs/index.html",
-    )
+    docs = sub.add_parser("docs", help=help_of("docs"))
     docs.add_argument("--home", help="state folder (TAGIFAI_HOME; default .tagifai in the project)")
     docs.add_argument("--warehouse", help="duckdb:///file.duckdb or bigquery://project/dataset")
     docs.set_defaults(func=cmd_docs)

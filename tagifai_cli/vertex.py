@@ -36,6 +36,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from tagifai_cli.commands import help_of
 from tagifai_cli.options import (
     add_package_arguments,
     given_parameters,
@@ -316,9 +317,13 @@ def cmd_schedule(args) -> int:
     return 0
 
 
-def add_parser(sub, pipeline_names) -> None:
-    """``tagifai vertex run`` and ``tagifai vertex schedule``."""
-    vertex = sub.add_parser("vertex", help="run or schedule a pipeline on Vertex AI Pipelines")
+def add_parser(sub, pipeline_names=None) -> None:
+    """``tagifai vertex run`` and ``tagifai vertex schedule`` (``pipeline_names``: default all)."""
+    if pipeline_names is None:
+        from pipelines import NAMES
+
+        pipeline_names = NAMES
+    vertex = sub.add_parser("vertex", help=help_of("vertex"))
     vsub = vertex.add_subparsers(dest="vertex_command", required=True)
 
     def common(p):
