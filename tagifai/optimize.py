@@ -20,6 +20,14 @@ The model family can be a parameter too (``models``), each family's own paramete
 With the sentence embedding in the search space, one embedder serves every trial of a call: each
 text of the train + validation part is encoded once, and test texts never are.
 
+On large data the trials search on a sample: when train + validation hold more rows than the setting
+``TAGIFAI_OPTIMIZE_SAMPLE_ROWS`` (:func:`sample_rows_setting`, default :data:`DEFAULT_SAMPLE_ROWS`; 0 or
+"off": never), the study sees a stratified sample of that many of them (:func:`stratified_sample`: by
+label, seeded by ``base_args.seed``, the same rows whatever the order of the data), in a study of its own
+(``<study_name>-sample<rows>``). Every trial then costs about the same whatever the size of the data;
+:func:`tagifai.train.train` fits the chosen arguments on all the rows. The study's user attributes, the
+MLflow run's tags, the summary's ``search`` and the chosen trial's reason say which rows the trials saw.
+
 A trial is an :class:`Objective` call (data, folds, base arguments and a tracker); it logs to a
 :class:`~tagifai.tracking.Tracker`: MLflow when a tracking URI or an experiment is given, else nothing.
 
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -43,6 +52,81 @@ from tagifai.data import split
 from tagifai.model import MODELS, TagifaiModel, TrainArgs, make_embedder
 from tagifai.tracking import NullTracker, Tracker, tracker_for
 from tagifai.train import labeled_frame
+
+#: The setting of the search sample: the most train + validation rows the trials see (see
+#: :func:`sample_rows_setting`). A field ``optimize_sample_rows`` of :class:`tagifai.config.Settings` reads
+#: the same variable.
+SAMPLE_ROWS_ENV = "TAGIFAI_OPTIMIZE_SAMPLE_ROWS"
+#: Its default (benchmarks/mlops.py, docs/benchmarks.md): a trial fits five folds of 4,000 rows. A trial's
+#: seconds grow with its rows (the calibrated SVM most); on 8,000 rows 20 trials took 30 minutes on this
+#: shared 2-core machine, so the search alone would outgrow issue 13's 10 minutes for 100k rows long before.
+#: 5,000 rows are 8 times the rows the default arguments were chosen on (benchmarks/model.py).
+DEFAULT_SAMPLE_ROWS = 5_000
+
+
+def sample_rows_setting(environ: dict[str, str] | None = None) -> int:
+    """``TAGIFAI_OPTIMIZE_SAMPLE_ROWS`` of ``environ`` (default ``os.environ``): the most train + validation
+    rows the trials of a study see; 0 means all of them ("0", "off", "none" or "all"); unset or empty:
+    :data:`DEFAULT_SAMPLE_ROWS`. Anything else is a ValueError naming the variable."""
+    raw = (os.environ if environ is None else environ).get(SAMPLE_ROWS_ENV, "")
+    value = raw.strip().lower().replace("_", "")
+    if not value:
+        return DEFAULT_SAMPLE_ROWS
+    if value in ("off", "none", "all"):
+        return 0
+    try:
+        rows = int(value)
+    except ValueError:
+        rows = -1
+    if rows < 0:
+        raise ValueError(f"{SAMPLE_ROWS_ENV}={raw!r}: expected a number of rows, or 0 / off for all of them")
+    return rows
+
+
+def _allocate(counts: pd.Series, n: int, min_per_class: int) -> pd.Series:
+    """Rows to take of each class (``counts``): ``min(its rows, min_per_class)`` for the classes whose
+    share of ``n`` is smaller, the rest of ``n`` shared among the others in proportion to their size
+    (largest remainder, ties in label order). ``n`` in all, or the minimums when they alone take more."""
+    floor = np.minimum(counts, max(0, int(min_per_class)))
+    fixed = pd.Series(False, index=counts.index)
+    while True:
+        free = counts[~fixed]
+        if free.empty:
+            return floor
+        rest = max(0, n - int(floor[fixed].sum()))
+        exact = free.astype(float) * rest / int(free.sum())
+        quota = np.floor(exact).astype(int)
+        by_remainder = (exact - quota).sort_values(ascending=False, kind="stable").index
+        for label in by_remainder[: rest - int(quota.sum())]:
+            quota[label] += 1
+        low = quota < floor[free.index]
+        if not low.any():
+            return pd.concat([floor[fixed], np.minimum(quota, free)]).reindex(counts.index)
+        fixed[low[low].index] = True
+
+
+def stratified_sample(
+    frame: pd.DataFrame, n: int, seed: int, by: str = "label", key: str = "text", min_per_class: int = 1
+) -> pd.DataFrame:
+    """``n`` rows of ``frame``, each class of ``by`` in its share (at least ``min(its rows,
+    min_per_class)``), or ``frame`` itself when it has at most ``n`` rows or ``n`` is 0.
+
+    Within a class the rows taken are those with the smallest seeded hash of ``key`` (ties: the first
+    row), so the sample depends on the rows and ``seed`` only, never on their order, and most of it stays
+    when rows are added. The rows keep their order in ``frame``."""
+    if n <= 0 or len(frame) <= n:
+        return frame
+    codes, classes = pd.factorize(frame[by].astype(str), sort=True)
+    counts = pd.Series(np.bincount(codes, minlength=len(classes)), index=classes)
+    quota = _allocate(counts, int(n), min_per_class)
+    hash_key = f"{int(seed) % 10**16:016d}"  # pandas' hash key: 16 characters
+    source = frame[key] if key in frame.columns else pd.Series(np.arange(len(frame)), index=frame.index)
+    hashes = pd.util.hash_pandas_object(source.astype(str), index=False, hash_key=hash_key).to_numpy()
+    order = np.lexsort((np.arange(len(frame)), hashes, codes))  # by class, then hash, then position
+    starts = np.searchsorted(codes[order], np.arange(len(classes)), side="left")
+    taken = np.concatenate([order[start : start + int(q)] for start, q in zip(starts, quota.to_numpy(), strict=True)])
+    return frame.iloc[np.sort(taken)]
+
 
 #: Bounds of the search space (see :func:`suggest_params`).
 SEARCH_SPACE: dict[str, Any] = {
@@ -210,20 +294,52 @@ def _storage(storage: str | Any | None, heartbeat_interval: int | None):
         return optuna.storages.RDBStorage(storage, **kwargs)
 
 
+def search_facts(dev: pd.DataFrame, dev_total: int, limit: int, seed: int) -> dict[str, Any]:
+    """What the trials of a study see: ``search_rows`` of the ``dev_rows`` train + validation rows
+    (``sampled`` when fewer), the ``search_sample_setting`` and seed, rows per label and a sentence."""
+    sampled = len(dev) < dev_total
+    description = (
+        f"a stratified sample of {len(dev):,} of the {dev_total:,} train + validation rows (by label, seed {seed}; "
+        f"{SAMPLE_ROWS_ENV}={limit})"
+        if sampled
+        else f"all {dev_total:,} train + validation rows"
+    )
+    return {
+        "sampled": sampled,
+        "search_rows": len(dev),
+        "dev_rows": int(dev_total),
+        "search_sample_setting": int(limit),
+        "search_sample_seed": int(seed) if sampled else None,
+        "per_label": {str(k): int(v) for k, v in dev["label"].astype(str).value_counts().sort_index().items()},
+        "description": description,
+    }
+
+
 def _summary(
-    study: Any, new_trials: int, cv_folds: int, seconds: float, families: tuple[str, ...] = ()
+    study: Any,
+    new_trials: int,
+    cv_folds: int,
+    seconds: float,
+    families: tuple[str, ...] = (),
+    search: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(complete, key=lambda t: t.value) if complete else None
+    rows = (
+        f"a stratified sample of {search['search_rows']} of the {search['dev_rows']} rows of train + val"
+        if search and search["sampled"]
+        else "train + val"
+    )
     return {
         "study_name": study.study_name,
         "direction": "maximize",
-        "metric": f"mean weighted f1 over {cv_folds} stratified folds of train + val",
+        "metric": f"mean weighted f1 over {cv_folds} stratified folds of {rows}",
         "cv_folds": cv_folds,
         "model_families": list(families),
+        "search": search,
         "n_trials": len(trials),
         "n_complete": len(complete),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
@@ -299,18 +415,32 @@ def choose_trial(summary: dict[str, Any], base_params: dict[str, Any], margin_se
     }
 
 
-def dev_folds(df: pd.DataFrame, base_args: TrainArgs, cv_folds: int) -> tuple[pd.DataFrame, list[tuple[Any, Any]]]:
-    """The rows a study may see and their folds: train + validation of ``base_args``' split of the
-    labeled ``df`` (its test split dropped), and ``cv_folds`` stratified (train, held-out) row positions
-    of them (fewer when a class has fewer rows, at least 2), shuffled with ``base_args.seed``."""
-    from sklearn.model_selection import StratifiedKFold
-
+def dev_rows(df: pd.DataFrame, base_args: TrainArgs) -> pd.DataFrame:
+    """Train + validation of ``base_args``' split of the labeled ``df`` (its test split dropped)."""
     data = labeled_frame(df, base_args)
     splits = split(data, val_size=base_args.val_size, test_size=base_args.test_size, seed=base_args.seed)
-    dev = pd.concat([splits.train, splits.val]) if len(splits.val) else splits.train  # never the test split
+    return pd.concat([splits.train, splits.val]) if len(splits.val) else splits.train  # never the test split
+
+
+def dev_folds(
+    df: pd.DataFrame, base_args: TrainArgs, cv_folds: int, sample_rows: int = 0
+) -> tuple[pd.DataFrame, list[tuple[Any, Any]]]:
+    """The rows a study may see and their folds: :func:`dev_rows` of ``df`` (of them a
+    :func:`stratified_sample` of ``sample_rows``, seeded by ``base_args.seed``, when there are more; 0:
+    all), and ``cv_folds`` stratified (train, held-out) row positions of them (fewer when a class has fewer
+    rows, at least 2), shuffled with ``base_args.seed``."""
+    dev = dev_rows(df, base_args)
+    if sample_rows:
+        dev = stratified_sample(dev, sample_rows, base_args.seed, min_per_class=cv_folds)
+    return dev, _folds(dev, cv_folds, base_args.seed)
+
+
+def _folds(dev: pd.DataFrame, cv_folds: int, seed: int) -> list[tuple[Any, Any]]:
+    from sklearn.model_selection import StratifiedKFold
+
     labels = dev["label"].astype(str)
     folds_n = max(2, min(int(cv_folds), int(labels.value_counts().min())))
-    return dev, list(StratifiedKFold(folds_n, shuffle=True, random_state=base_args.seed).split(dev, labels))
+    return list(StratifiedKFold(folds_n, shuffle=True, random_state=seed).split(dev, labels))
 
 
 @dataclass(eq=False)  # compared by identity (it holds a DataFrame)
@@ -424,6 +554,11 @@ def _load_study(
 def _log_study(tracker: Tracker, study_name: str, summary: dict[str, Any]) -> None:
     """The study's run: its name, the best and the chosen trial, the summary as ``study_summary.json``."""
     tracker.set_tags({"optuna_study": study_name})
+    search = summary.get("search")
+    if search:
+        keys = ("search_rows", "dev_rows", "search_sample_setting", "search_sample_seed")
+        tags = {k: str(search[k]) for k in keys if search[k] is not None}
+        tracker.set_tags({**tags, "search_sampled": str(search["sampled"]).lower()})
     if summary["best_params"] is not None:
         tracker.log_params({f"best_{k}": str(v) for k, v in summary["best_params"].items()})
         tracker.log_metric("best_val_f1", summary["best_value"])
@@ -454,6 +589,7 @@ def optimize(
     heartbeat_interval: int | None = 60,
     models: Any = None,
     margin_se: float = 2.0,
+    sample_rows: int | None = None,
 ) -> tuple[TrainArgs, float, dict[str, Any]]:
     """Search training arguments; returns ``(best_args, best_value, summary)``.
 
@@ -474,6 +610,12 @@ def optimize(
     - ``margin_se``: the best trial replaces ``base_args`` only when it beats their trial (the first
       of every study) by more than this many standard errors of the paired per-fold difference
       (:func:`choose_trial`; 0 takes the best trial whatever the margin).
+    - ``sample_rows``: when train + validation hold more rows, the trials see a
+      :func:`stratified_sample` of this many of them (by label, seeded by ``base_args.seed``), in the
+      study ``<study_name>-sample<sample_rows>``; 0: every row; None: :func:`sample_rows_setting`
+      (``TAGIFAI_OPTIMIZE_SAMPLE_ROWS``). The study's user attributes (``search_rows``, ``dev_rows``,
+      ``search_sample_seed``), the MLflow run's tags of the same names, ``summary["search"]`` and the
+      chosen trial's reason record it. Training fits the chosen arguments on every row.
 
     ``best_value`` is the chosen trial's mean cross-validated weighted f1; ``best_args`` is ``base_args``
     with the chosen trial's params (``summary["chosen"]`` says which and why; ``summary["best_*"]``
@@ -488,9 +630,21 @@ def optimize(
     families = model_families(models, base_args)
     if len(families) == 1:  # one family: it is the base (no "model" parameter, as in earlier studies)
         base_args = base_args.replace(model=families[0])
+    limit = sample_rows_setting() if sample_rows is None else int(sample_rows)
+    if limit < 0:
+        raise ValueError(f"sample_rows must be >= 0 (0: every row), got {sample_rows}")
     start = time.perf_counter()
-    dev, folds = dev_folds(df, base_args, cv_folds)
+    every = dev_rows(df, base_args)
+    dev = stratified_sample(every, limit, base_args.seed, min_per_class=cv_folds) if limit else every
+    folds = _folds(dev, cv_folds, base_args.seed)
+    search = search_facts(dev, len(every), limit, base_args.seed)
+    if search["sampled"]:  # its own study: trials scored on other rows are not comparable
+        study_name = f"{study_name}-sample{limit}"
+        print(f"optimize: {search['description']}", flush=True)
     study = _load_study(storage, study_name, heartbeat_interval, pruner_startup_trials, pruner_warmup_steps)
+    for key in ("search_rows", "dev_rows", "search_sample_seed", "search_sample_setting"):
+        if study.user_attrs.get(key) != search[key]:
+            study.set_user_attr(key, search[key])
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
     done = len(study.get_trials(deepcopy=False, states=finished_states))
     study.sampler = optuna.samplers.TPESampler(seed=seed + done)
@@ -514,9 +668,12 @@ def optimize(
             len(folds),
             time.perf_counter() - start,
             families,
+            search,
         )
         if summary["best_params"] is not None:
             summary["chosen"] = choose_trial(summary, base_params, margin_se)
+            if search["sampled"]:
+                summary["chosen"]["reason"] += f"; the trials saw {search['description']}"
         if remaining:
             _log_study(tracker, study_name, summary)
     if summary["best_params"] is None:
