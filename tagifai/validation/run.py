@@ -225,9 +225,8 @@ def _validate_sql(
 
 
 def _is_duckdb(wh: Warehouse) -> bool:
-    from tagifai.warehouse.duckdb import DuckDBWarehouse
-
-    return isinstance(wh, DuckDBWarehouse)
+    """A DuckDB warehouse file (only the warehouse package names its backends' classes)."""
+    return wh.uri.startswith("duckdb:") and getattr(wh, "path", None) is not None
 
 
 def _validate_duckdb_table(wh: Warehouse, table: str, data: dict, data_name: str, params: dict) -> ValidationReport:
@@ -235,11 +234,11 @@ def _validate_duckdb_table(wh: Warehouse, table: str, data: dict, data_name: str
     import duckdb
 
     from tagifai.validation.sql import table_source
-    from tagifai.warehouse.base import split_table
+    from tagifai.warehouse import CURATED_SCHEMA
 
     if (problem := wh.missing()) is not None:
         raise WarehouseError(problem)
-    schema, name = split_table(table)
+    schema, name = table.split(".", 1) if "." in table else (CURATED_SCHEMA, table)
     relation = f'"{schema}"."{name}"'
     with duckdb.connect(str(wh.path), read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
