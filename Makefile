@@ -128,8 +128,18 @@ EMBED_BENCH_ARGS ?=
 benchmark-embed-cache: install
 	$(PY) benchmarks/embed_cache.py $(EMBED_BENCH_ARGS)
 
+# MLOps (extract to evaluate, 20 trials) at 10k and 100k synthetic rows (mlops.md; goal: 100k in 10 min).
+MLOPS_BENCH_ARGS ?=
+benchmark-mlops: install
+	$(PY) benchmarks/mlops.py $(MLOPS_BENCH_ARGS)
+
+# The encoder's float and integer graphs in turn: texts/s and agreement (encoder.md).
+ENCODER_BENCH_ARGS ?=
+benchmark-encoder: install
+	$(PY) benchmarks/encoder.py $(ENCODER_BENCH_ARGS)
+
 # Every benchmark, one after another (never in parallel: each measures the whole machine).
-bench: benchmark-model benchmark-sense benchmark-dataops benchmark-predict benchmark-overhead benchmark-rerun benchmark-embed-cache
+bench: benchmark-model benchmark-sense benchmark-dataops benchmark-predict benchmark-overhead benchmark-rerun benchmark-embed-cache benchmark-encoder benchmark-mlops
 
 clean:
 	rm -rf .tagifai local_outputs .pytest_cache
