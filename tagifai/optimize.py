@@ -57,11 +57,11 @@ from tagifai.train import labeled_frame
 #: :func:`sample_rows_setting`). A field ``optimize_sample_rows`` of :class:`tagifai.config.Settings` reads
 #: the same variable.
 SAMPLE_ROWS_ENV = "TAGIFAI_OPTIMIZE_SAMPLE_ROWS"
-#: Its default (benchmarks/mlops.py, docs/benchmarks.md): a trial fits five folds of 4,000 rows. A trial's
-#: seconds grow with its rows (the calibrated SVM most); on 8,000 rows 20 trials took 30 minutes on this
-#: shared 2-core machine, so the search alone would outgrow issue 13's 10 minutes for 100k rows long before.
-#: 5,000 rows are 8 times the rows the default arguments were chosen on (benchmarks/model.py).
-DEFAULT_SAMPLE_ROWS = 5_000
+#: Its default, from benchmarks/mlops.py (benchmarks/results/mlops.md): the optimize step's 20 trials took
+#: 29 minutes on all 8,000 train + validation rows of 10k rows, 9 minutes on a sample of 5,000 and 4 on
+#: 2,000 (of 100k rows; a shared 2-core machine): the search stays a small part of issue 13's 10 minutes
+#: whatever the size. 2,000 rows are three times the rows the default arguments were chosen on.
+DEFAULT_SAMPLE_ROWS = 2_000
 
 
 def sample_rows_setting(environ: dict[str, str] | None = None) -> int:

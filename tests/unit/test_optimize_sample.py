@@ -64,7 +64,7 @@ def test_the_setting_is_read_from_the_environment(monkeypatch):
     monkeypatch.setenv(SAMPLE_ROWS_ENV, "777")
     assert sample_rows_setting() == 777
     monkeypatch.delenv(SAMPLE_ROWS_ENV)
-    assert sample_rows_setting() == DEFAULT_SAMPLE_ROWS == 5_000
+    assert sample_rows_setting() == DEFAULT_SAMPLE_ROWS == 2_000
 
 
 # --------------------------------------------------------------------------- the sample
@@ -243,3 +243,17 @@ def test_the_mlflow_run_of_a_sampled_study_is_tagged(_labeled_projects, tmp_path
     tags = parent.data.tags
     assert tags["search_rows"] == "250" and tags["search_sampled"] == "true" and tags["search_sample_seed"] == "5"
     assert tags["dev_rows"] == str(len(dev_rows(_labeled_projects, base))) and tags["search_sample_setting"] == "250"
+
+
+def test_fanned_out_workers_of_a_sampled_study_share_it(_labeled_projects, spy, tmp_path):
+    """Workers of one study (components/optimize.py: the same data and run seed, each its own sampler seed)
+    draw the same sample, so they fill one study; the rows depend on the run's seed, not the sampler's."""
+    base = _trial_free_args()
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    kwargs = dict(num_trials=2, cv_folds=2, base_args=base, storage=storage, study_name="fan", sample_rows=250)
+    _, _, first = optimize(_labeled_projects, seed=7, **kwargs)
+    seen = set(spy.seen)
+    _, _, second = optimize(_labeled_projects, seed=7 + 7919, **kwargs)
+    assert first["study_name"] == second["study_name"] == "fan-sample250"
+    assert first["new_trials"] == 2 and second["new_trials"] == 0 and spy.seen == seen and len(seen) == 250
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["fan-sample250"]
