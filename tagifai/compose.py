@@ -34,16 +34,86 @@ POLICIES: tuple[str, ...] = ("full", "window")
 TIME_COLUMN = "created_on"
 CLASS_COLUMN = "tag"
 KEY_COLUMN = "id"
+#: The composition's fields of the ``window`` policy (None under ``full``).
+_WINDOW_FIELDS = (
+    "window_days",
+    "window_start",
+    "window_rows",
+    "replay_share",
+    "replay_min_per_class",
+    "replay_rows",
+    "older_rows",
+)
 
 
 def content_hash(df: pd.DataFrame, key: str = KEY_COLUMN) -> str:
     """A sha256 of the rows' values, independent of row order and of the file format."""
     if key in df.columns:
         df = df.sort_values(key, kind="stable")
-    hashed = pd.util.hash_pandas_object(df.reset_index(drop=True), index=False).to_numpy()
-    digest = hashlib.sha256(hashed.tobytes())
+    digest = hashlib.sha256(_row_hashes(df))
     digest.update(",".join(map(str, df.columns)).encode())
     return digest.hexdigest()
+
+
+def _row_hashes(df: pd.DataFrame) -> bytes:
+    """pandas' hash of each row, in order (a row's hash depends on that row alone)."""
+    return pd.util.hash_pandas_object(df.reset_index(drop=True), index=False).to_numpy().tobytes()
+
+
+class Tally:
+    """What :func:`compose` (``full``) and :func:`tagifai.extract.describe` say of a table, gathered from its rows
+    batch by batch (sorted by :data:`KEY_COLUMN`, as :meth:`tagifai.warehouse.base.Warehouse.iter_rows` gives
+    them): the same values as computed on the whole, with the memory of one batch."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.columns: list[str] | None = None
+        self._digest = hashlib.sha256()
+        self._per_class: dict[str, int] = {}
+        self._per_period: dict[str, int] = {}
+        self._times: list[Any] = []
+
+    def add(self, df: pd.DataFrame) -> None:
+        if self.columns is None:
+            self.columns = list(map(str, df.columns))
+        elif list(map(str, df.columns)) != self.columns:
+            raise ValueError(f"batch columns {list(df.columns)} differ from the first batch's {self.columns}")
+        self.rows += len(df)
+        self._digest.update(_row_hashes(df))
+        for total, part in ((self._per_class, _per_class(df)), (self._per_period, self._periods(df))):
+            for k, v in part.items():
+                total[k] = total.get(k, 0) + v
+        if TIME_COLUMN in df.columns and len(df):
+            times = pd.to_datetime(df[TIME_COLUMN])
+            self._times += [times.min(), times.max()]
+
+    def _periods(self, df: pd.DataFrame) -> dict[str, int]:
+        return _per_period(pd.to_datetime(df[TIME_COLUMN])) if TIME_COLUMN in df.columns else {}
+
+    def content_hash(self) -> str:
+        digest = self._digest.copy()
+        digest.update(",".join(self.columns or []).encode())
+        return digest.hexdigest()
+
+    def composition(self, seed: int) -> dict[str, Any]:
+        """:func:`compose`'s composition of the ``full`` policy."""
+        return {
+            "policy": "full",
+            **dict.fromkeys(_WINDOW_FIELDS),
+            "seed": int(seed),
+            "rows": self.rows,
+            "rows_per_class": dict(sorted(self._per_class.items())),
+            "rows_per_period": dict(sorted(self._per_period.items())),
+            "content_hash": self.content_hash(),
+            "notes": [],
+        }
+
+    def time_range(self) -> tuple[Any, Any] | None:
+        """(min, max) of ``created_on`` as ``pd.to_datetime`` of the whole gives them (None: no rows or column)."""
+        if not self._times:
+            return None
+        times = pd.Series(self._times)
+        return times.min(), times.max()
 
 
 @dataclass(frozen=True)
@@ -150,17 +220,7 @@ def compose(
     """
     policy = policy if policy is not None else CompositionPolicy()
     notes: list[str] = []
-    window_fields: dict[str, Any] = dict.fromkeys(
-        (
-            "window_days",
-            "window_start",
-            "window_rows",
-            "replay_share",
-            "replay_min_per_class",
-            "replay_rows",
-            "older_rows",
-        )
-    )
+    window_fields: dict[str, Any] = dict.fromkeys(_WINDOW_FIELDS)
     if policy.policy == "full":
         out = _sorted(df)
     else:

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from tagifai.compose import CompositionPolicy, compose, content_hash
-from tagifai.warehouse import read_table
+from tagifai.compose import KEY_COLUMN, CompositionPolicy, Tally, compose, content_hash
+from tagifai.warehouse import parse_warehouse, read_table
 
 __all__ = ["content_hash", "describe", "extract_table"]
+
+#: Rows a batch of the streamed ``full`` extract (about 200 MB of a pandas frame of project texts).
+BATCH_ROWS = 204_800
 
 
 def describe(df: pd.DataFrame, time_column: str = "created_on") -> dict:
@@ -45,12 +48,13 @@ def extract_table(
     it (its Dataset's metadata); a table that changed since (another run wrote it) is a ValueError, so the
     rows written are the ones the lineage names.
     """
+    if policy is None or policy.policy == "full":
+        meta = _extract_whole(warehouse_uri, table, Path(out_path), seed, expected_hash)
+        if meta is not None:
+            return meta
     whole = read_table(warehouse_uri, table)
     if expected_hash and (now := content_hash(whole)) != expected_hash:
-        raise ValueError(
-            f"{table} changed since the step that built it described it (content hash {expected_hash[:12]}... "
-            f"then, {now[:12]}... now): another run wrote the warehouse meanwhile; run again"
-        )
+        raise _changed(table, expected_hash, now)
     df, composition = compose(whole, policy, seed, table=table)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,3 +62,48 @@ def extract_table(
     df.to_parquet(tmp, index=False)
     tmp.replace(out_path)  # never leave a half-written file under the artifact's name
     return {"table": table, **describe(df), "composition": composition}
+
+
+def _changed(table: str, expected: str, now: str) -> ValueError:
+    return ValueError(
+        f"{table} changed since the step that built it described it (content hash {expected[:12]}... "
+        f"then, {now[:12]}... now): another run wrote the warehouse meanwhile; run again"
+    )
+
+
+def _extract_whole(warehouse_uri: str, table: str, out_path: Path, seed: int, expected_hash: str) -> dict | None:
+    """The ``full`` policy batch by batch (:meth:`~tagifai.warehouse.base.Warehouse.iter_rows`, sorted by id):
+    each batch goes to the Parquet file and a :class:`~tagifai.compose.Tally`, so a warehouse that streams
+    needs the memory of one batch, not of the table (issue 13: 10M rows). The file, the metadata and the
+    composition are those of the frame path (``tests/unit/test_extract_stream.py``). None for an empty table
+    (the frame path writes its columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    tally, writer, schema = Tally(), None, None
+    try:
+        for batch in parse_warehouse(warehouse_uri).iter_rows(table, order_by=KEY_COLUMN, batch_rows=BATCH_ROWS):
+            tally.add(batch)
+            arrow = pa.Table.from_pandas(batch, preserve_index=False)
+            if writer is None:
+                schema = arrow.schema
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.write_table(arrow.cast(schema))
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    if writer is None:
+        return None
+    writer.close()
+    if expected_hash and (now := tally.content_hash()) != expected_hash:
+        tmp.unlink(missing_ok=True)
+        raise _changed(table, expected_hash, now)
+    tmp.replace(out_path)  # never leave a half-written file under the artifact's name
+    meta: dict = {"table": table, "rows": tally.rows, "columns": tally.columns, "content_hash": tally.content_hash()}
+    if (span := tally.time_range()) is not None:
+        meta["created_on_min"], meta["created_on_max"] = span[0].isoformat(), span[1].isoformat()
+    return {**meta, "composition": tally.composition(seed)}

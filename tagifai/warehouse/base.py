@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
     import pandas as pd
 
 #: Schema (DuckDB) or dataset suffix (BigQuery) of the tables loaded by sync.
@@ -82,6 +84,20 @@ class Warehouse(ABC):
 
         The same table gives the same dataframe (dtypes and content hash) on every backend.
         """
+
+    def iter_rows(
+        self, table: str, schema: str | None = None, order_by: str | None = None, batch_rows: int = 204_800
+    ) -> Iterator[pd.DataFrame]:
+        """The rows of a table as dataframes of the dtypes :meth:`read_table` gives, sorted by the column
+        ``order_by`` when the table has it (rows with equal values in the table's order, missing values last),
+        as pandas' stable sort orders them; concatenated, the batches are :meth:`read_table` sorted so.
+        This default reads the whole table; a backend that can stream it in batches of about ``batch_rows``
+        rows overrides it (the memory of a step then stays that of a batch). An empty table yields nothing."""
+        df = self.read_table(table, schema)
+        if order_by is not None and order_by in df.columns:
+            df = df.sort_values(order_by, kind="stable").reset_index(drop=True)
+        if len(df):
+            yield df
 
     @abstractmethod
     def count_rows(self, table: str, schema: str | None = None) -> int:

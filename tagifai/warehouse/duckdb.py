@@ -18,10 +18,17 @@ from typing import TYPE_CHECKING, ClassVar
 from tagifai.warehouse.base import CURATED_SCHEMA, RAW_SCHEMA, STATE_TABLE, Warehouse, WarehouseError, split_table
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
     import pandas as pd
 
 #: The name the file is attached under while a batch is merged into it.
 _ALIAS = "tagifai_warehouse"
+
+
+def _ident(name: str) -> str:
+    """A column name as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(path: Path) -> str:
@@ -88,6 +95,52 @@ class DuckDBWarehouse(Warehouse):
                 return con.sql(f"SELECT * FROM {found}.{name}").df()
             except duckdb.CatalogException as exc:
                 raise WarehouseError(f"table {found}.{name} not found in {self.path}: {exc}") from exc
+
+    def iter_rows(
+        self, table: str, schema: str | None = None, order_by: str | None = None, batch_rows: int = 204_800
+    ) -> Iterator[pd.DataFrame]:
+        """The table in batches (:meth:`Warehouse.iter_rows`), streamed from DuckDB: ``ORDER BY`` the column,
+        missing values last, ties in row order (``rowid``, for a base table); each batch converted as
+        :meth:`read_table` converts the whole (``fetch_df_chunk``), so the dtypes and values are the same."""
+        import duckdb
+
+        if (problem := self.missing()) is not None:
+            raise WarehouseError(problem)
+        found, name = split_table(table, schema)
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            kind = con.execute(
+                "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [found, name],
+            ).fetchall()  # (all: DuckDB wants a result finished before the next statement)
+            if not kind:
+                raise WarehouseError(f"table {found}.{name} not found in {self.path}")
+            described = con.execute(f"DESCRIBE SELECT * FROM {found}.{name}").fetchall()
+        columns = [row[0] for row in described]
+        ordered = order_by is not None and order_by in columns
+        if ordered and kind[0][0] != "BASE TABLE":  # a view has no rowid: equal values would come in any order
+            yield from super().iter_rows(table, schema, order_by, batch_rows)
+            return
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            # How DuckDB converts a column with NULLs depends on the rows converted together: integers and booleans
+            # become pandas' nullable dtypes and strings pandas' string dtype when the rows hold a NULL and a value,
+            # numpy's (object for strings) otherwise. Batches take the dtypes the whole table converts to: those
+            # of a sample holding a NULL and a value of every column that has both.
+            has_null = con.execute(
+                f"SELECT {', '.join(f'bool_or({_ident(c)} IS NULL)' for c in columns)} FROM {found}.{name}"
+            ).fetchall()[0]
+            probes = [
+                f"(SELECT * FROM {found}.{name} WHERE {_ident(c)} IS {test} LIMIT 1)"
+                for c, null in zip(columns, has_null, strict=True)
+                if null
+                for test in ("NULL", "NOT NULL")
+            ]
+            dtypes = con.sql(" UNION ALL ".join(probes)).df().dtypes.to_dict() if probes else {}
+            order = f" ORDER BY {_ident(order_by)} ASC NULLS LAST, rowid" if ordered else ""
+            result = con.execute(f"SELECT * FROM {found}.{name}{order}")
+            vectors = max(1, int(batch_rows) // 2048)  # DuckDB's vectors hold 2048 rows
+            while (chunk := result.fetch_df_chunk(vectors)) is not None and len(chunk):
+                cast = {c: d for c, d in dtypes.items() if chunk[c].dtype != d}
+                yield chunk.astype(cast) if cast else chunk
 
     def count_rows(self, table: str, schema: str | None = None) -> int:
         """``count(*)`` of the table; 0 when the file or the table does not exist."""
