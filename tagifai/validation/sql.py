@@ -331,18 +331,37 @@ class _Run:
         text = f"CAST({c} AS VARCHAR)"
         try:  # RE2 decides printable ASCII; Python's re the rest (see the module's docstring)
             self.sql("SELECT regexp_matches('', ?)", [pattern])
+            ascii_, ascii_args = f"regexp_matches({text}, ?)", [_PRINTABLE_ASCII]
             re2_bad, re2_args = (
                 f"(regexp_matches({text}, ?) AND NOT regexp_matches({text}, ?))",
-                [_PRINTABLE_ASCII, pattern],
+                [
+                    _PRINTABLE_ASCII,
+                    pattern,
+                ],
             )
-            others, others_args = f"NOT regexp_matches({text}, ?)", [_PRINTABLE_ASCII]
+            re2_misses, misses_args = f"NOT regexp_matches({text}, ?)", [pattern]
         except Exception:  # noqa: BLE001 - a pattern RE2 cannot compile: Python's re decides every value
-            re2_bad, re2_args, others, others_args = "false", [], "true", []
-        candidates = self.sql(f"SELECT DISTINCT {c} FROM {self.rel} WHERE {c} IS NOT NULL AND {others}", others_args)
-        py_bad = [v for (v,) in candidates if compiled.search(str(v)) is None]
-        if py_bad:
-            return self._map(config, kw, f"{re2_bad} OR list_contains(?, {c})", [*re2_args, py_bad])
-        return self._map(config, kw, re2_bad, re2_args)
+            ascii_, ascii_args, re2_bad, re2_args, re2_misses, misses_args = "false", [], "false", [], "false", []
+        # One scan: the printable-ASCII values RE2 finds unexpected (counted under NULL) and every other
+        # distinct value with its count, which Python's re then decides.
+        counts = self.sql(
+            f"SELECT CASE WHEN NOT a THEN {c} END AS v, count(*) FROM "
+            f"(SELECT {c}, {ascii_} AS a FROM {self.rel} WHERE {c} IS NOT NULL) "
+            f"WHERE NOT a OR {re2_misses} GROUP BY v",
+            [*ascii_args, *misses_args],
+        )
+        py_bad = [v for v, _ in counts if v is not None and compiled.search(str(v)) is None]
+        bad = set(py_bad)
+        unexpected = sum(int(n) for v, n in counts if v is None or v in bad)
+        partial: list = []
+        if unexpected:
+            where, args = f"{c} IS NOT NULL AND ({re2_bad})", re2_args
+            if py_bad:
+                where, args = f"{c} IS NOT NULL AND ({re2_bad} OR list_contains(?, {c}))", [*re2_args, py_bad]
+            partial = self.partial(where, c, args)
+        nulls = self.nulls(column)
+        ok = _mostly_ok(unexpected, self.total - nulls, kw.get("mostly"))
+        return Outcome(config, ok, _map_result(self.total, nulls, unexpected, partial))
 
     def expect_column_values_to_be_unique(self, config: Config, kw: dict) -> Outcome:
         c = _q(kw["column"])

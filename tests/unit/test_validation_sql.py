@@ -97,7 +97,7 @@ def test_regular_expressions_follow_python_on_every_value(frames):
     title = next(f for f in sql.failures if f["expectation"].endswith("match_regex") and f["column"] == "title")
     assert title["unexpected_count"] == 1 and title["sample_unexpected"] == ["\u00a0\u2003"]
     tags = frames["tags"].copy()
-    tags.loc[0, "tag"], tags.loc[1, "tag"] = "mlops\n", "Not-A-Slug"
+    tags.loc[0, "tag"], tags.loc[1, "tag"], tags.loc[5, "tag"] = "mlops\n", "Not-A-Slug", "mlops\n"  # a value twice
     _same(
         validate_dataframe(tags, "tags", "t", engine="gx", expectation_parameters=_PARAMS),
         validate_dataframe(tags, "tags", "t", engine="sql", expectation_parameters=_PARAMS),
