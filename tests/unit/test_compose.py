@@ -224,3 +224,23 @@ def test_extract_table_names_the_table_of_an_empty_window(warehouse, tmp_path):
     with pytest.raises(ValueError, match=r"empty: the window of the last 60 days .* newest created_on is None"):
         extract_table(warehouse, "empty", tmp_path / "e.parquet", WINDOW)
     assert not (tmp_path / "e.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        pd.Series(pd.to_datetime(["2020-01-05", None, "0999-03-01", "2020-01-31"], format="mixed", errors="coerce")),
+        pd.Series(pd.to_datetime(["2020-01-05T23:00:00+00:00", "2021-12-31T23:30:00+00:00"], utc=True)).dt.tz_convert(
+            "Asia/Tokyo"
+        ),
+        pd.Series([], dtype="datetime64[us]"),
+        pd.Series([pd.NaT, pd.NaT], dtype="datetime64[ns]"),
+        pd.Series(pd.date_range("2019-11-30", periods=2000, freq="17h")),
+    ],
+)
+def test_rows_per_period_are_strftime_counts(times):
+    from tagifai.compose import _per_period
+
+    expected = times.dt.strftime("%Y-%m").astype(object).where(times.notna(), "unknown").value_counts().sort_index()
+    got = _per_period(times)
+    assert got == {str(k): int(v) for k, v in expected.items()} and list(got) == sorted(got)
