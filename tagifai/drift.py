@@ -858,6 +858,23 @@ def _load_reference_predictions(run_id: str, tracking_uri: str, notes: list[str]
     return value if isinstance(value, dict) else None
 
 
+def _no_local_champion(tracking_uri: str, model_name: str, alias: str) -> bool:
+    """True when the tracking store is a local SQLite file that holds no ``alias`` of ``model_name`` (or does not
+    exist yet: MLflow creates it on first use), read with the standard library; False when it has one or only
+    MLflow can tell (another store, an unknown schema)."""
+    from tagifai.predict import registry_alias, sqlite_path
+
+    path = sqlite_path(tracking_uri)
+    if path is None:
+        return False
+    if not path.exists():
+        return True
+    try:
+        return registry_alias(tracking_uri, model_name, alias) is None
+    except Exception:  # noqa: BLE001 - the store cannot answer without MLflow: MLflow decides
+        return False
+
+
 def drift_against_champion(
     warehouse_uri: str,
     model_name: str,
@@ -872,14 +889,16 @@ def drift_against_champion(
     Skipped (``result.skipped`` says why, the report too) when ``model_name`` has no champion, its run has no
     ``data_created_on_max`` tag (or param), or no row is newer than it.
     """
-    from mlflow.tracking import MlflowClient
-
     from tagifai.tracking import CHAMPION, champion_uri, load_model, model_version_by_alias
     from tagifai.warehouse import read_table
 
     thresholds = thresholds or DriftThresholds()
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    mv = model_version_by_alias(client, model_name, CHAMPION)
+    client = mv = None
+    if not _no_local_champion(tracking_uri, model_name, CHAMPION):  # (else no MLflow import: 2-5 s a first run)
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        mv = model_version_by_alias(client, model_name, CHAMPION)
     result: DriftResult | None = None
     reference = new = pd.DataFrame()
     if mv is None:

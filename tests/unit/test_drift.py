@@ -500,3 +500,35 @@ def test_drift_against_a_champion_without_reference_predictions_or_new_rows(stor
         assert "Drift not checked: no new rows" in (tmp_path / "s.html").read_text()
     finally:
         client.delete_tag(run_id, drift.WATERMARK_TAG)
+
+
+def test_no_champion_in_a_local_store_needs_no_mlflow(tmp_path):
+    """A first run (no tracking database yet) and a store without the alias are answered with the standard
+    library; the result is the one MLflow's client gave (tests above)."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "mlflow.db"
+    code = (
+        "import sys\nfrom tagifai.drift import drift_against_champion\n"
+        f"r = drift_against_champion('duckdb:///{tmp_path}/none.duckdb', 'm', 'sqlite:///{db}')\n"
+        "print(r.skipped)\nprint('mlflow' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    skipped, mlflow_loaded = done.stdout.strip().splitlines()
+    assert skipped.startswith("no champion: m@champion is not set") and mlflow_loaded == "False"
+    assert not db.exists()
+
+
+def test_the_local_shortcut_answers_only_what_it_knows(store, tmp_path):
+    from tagifai.drift import _no_local_champion
+
+    client, uri = store["client"], store["uri"]
+    client.set_registered_model_alias(MODEL, "champion", "2")
+    assert not _no_local_champion(uri, MODEL, "champion")
+    assert _no_local_champion(uri, MODEL, "nobody")
+    assert _no_local_champion(f"sqlite:///{tmp_path}/absent.db", MODEL, "champion")
+    assert not _no_local_champion("http://127.0.0.1:1", MODEL, "champion")  # another store: MLflow decides
+    (tmp_path / "other.db").write_bytes(b"not a database")
+    assert not _no_local_champion(f"sqlite:///{tmp_path}/other.db", MODEL, "champion")
