@@ -5,10 +5,12 @@ returns the predicted tag with one probability column per class. The model is a
 :class:`~tagifai.model.TagifaiModel` (or anything with ``classes_``, ``predict_proba`` and
 ``threshold``, e.g. one loaded back from MLflow with :func:`tagifai.tracking.load_model`).
 
-Only :mod:`tagifai.model` is imported here, never the training code (:mod:`tagifai.train`), and never MLflow:
-:func:`load_serving_copy` loads the champion from its serving copy (written by :class:`tagifai.registry.Registry`
-at every move of the alias) after checking with one SQLite query that it is still the champion; ``tagifai
-predict`` falls back to MLflow when it is not (see the section below).
+Only :mod:`tagifai.model` is imported here (inside :func:`predict`, with pandas), never the training code
+(:mod:`tagifai.train`), and never MLflow: :func:`load_serving_copy` loads the champion from its serving copy
+(written by :class:`tagifai.registry.Registry` at every move of the alias) after checking with one SQLite query that
+it is still the champion; ``tagifai predict`` falls back to MLflow when it is not (see the section below). With
+``compiled=True`` it returns the copy's compiled form (:mod:`tagifai.serving`) when there is one: no scikit-learn,
+SciPy or pandas.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from tagifai.data import OTHER, require_columns
-from tagifai.model import apply_threshold
 from tagifai.tracking import CHAMPION  # constants only: tagifai.tracking imports MLflow inside its functions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# numpy, pandas, tagifai.data and tagifai.model are imported inside predict(): the serving-copy functions below must
+# not import pandas (``tagifai predict`` of one project with a compiled serving copy imports neither pandas nor
+# scikit-learn; tests/unit/test_serving.py checks it).
 
 #: Columns :func:`predict` needs.
 PREDICT_COLUMNS: tuple[str, ...] = ("title", "description")
@@ -42,11 +46,17 @@ def predict(model: Any, df: pd.DataFrame, threshold: float | None = None) -> pd.
     the top probability is below the model's threshold (or ``threshold`` when given).
     A missing title or description column is a :class:`~tagifai.data.DataError` naming it.
     """
+    import numpy as np
+    import pandas as pd
+
+    from tagifai.data import OTHER, require_columns
+    from tagifai.model import apply_threshold
+
     require_columns(df, PREDICT_COLUMNS, "projects to predict")
     if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
         raise TypeError(f"expected a fitted TagifaiModel, got {type(model).__name__}")
     classes = [str(c) for c in model.classes_]
-    from tagifai.model import TagifaiModel  # (loaded already: this module imports tagifai.model)
+    from tagifai.model import TagifaiModel
 
     if type(model) is TagifaiModel and "text" not in df.columns:
         frame = df  # it reads title and description alone (tagifai.model.to_inputs): no copy (~1 ms a call)
@@ -77,10 +87,21 @@ def predict(model: Any, df: pd.DataFrame, threshold: float | None = None) -> pd.
 # UI, a raw MlflowClient, another machine on the same file) makes the copy stale and unused. A stale or
 # missing copy falls back to MLflow; a corrupted one (sha256 mismatch, unreadable) too, with a warning.
 # Only local SQLite stores have a serving copy; with any other store prediction always goes through MLflow.
+#
+# The compiled form: beside the pickle, write_serving_copy writes the model's numbers without scikit-learn
+# (tagifai/serving.py: ``model-v<version>-<hash of the pickle>.npz``, recorded under "compiled" in serving.json with
+# its sha256; "compiled_reason" says why there is none, e.g. a model family it does not support). Before writing it,
+# the compiled form is checked against the model itself (features and probabilities). ``load_serving_copy(...,
+# compiled=True)`` returns it (a CompiledModel: predict_proba/predict/classes_/threshold like the model) when the copy
+# is current and both files match their sha256; unpickling would import scikit-learn, SciPy and pandas (~2 s of a
+# cold ``tagifai predict``). A missing or unsupported compiled form falls back to the pickle; a broken one (sha256
+# mismatch, unreadable) too, with a warning.
 
 SERVING_FOLDER = "serving"
 SERVING_INFO = "serving.json"
 SERVING_FORMAT = 1
+#: The key of the compiled form in serving.json.
+COMPILED_KEY = "compiled"
 #: MLflow's sklearn serialization formats the serving copy can load with :mod:`pickle` (cloudpickle writes pickles).
 PICKLE_FORMATS = ("cloudpickle", "pickle")
 
@@ -95,10 +116,17 @@ class ServingLookup:
     info: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     warning: str = ""
+    #: With ``compiled=True``: "used" when ``model`` is the compiled form (:class:`tagifai.serving.CompiledModel`),
+    #: else why the pickle was loaded instead (a ``warning`` is set too when the compiled file is broken).
+    compiled_reason: str = ""
 
     @property
     def used(self) -> bool:
         return self.model is not None
+
+    @property
+    def compiled(self) -> bool:
+        return self.compiled_reason == "used"
 
     @property
     def uri(self) -> str:
@@ -192,6 +220,7 @@ def write_serving_copy(
     import json
     import os
     from datetime import UTC, datetime
+    from itertools import chain
 
     if serialization_format not in PICKLE_FORMATS:
         raise ValueError(f"serving copy: cannot load serialization format {serialization_format!r} without MLflow")
@@ -203,6 +232,10 @@ def write_serving_copy(
     sha = hashlib.sha256(data).hexdigest()
     name = f"model-v{int(version)}-{sha[:12]}.pkl"
     _write_atomic(folder / name, data)
+    compiled, compiled_reason = _compiled_form(data)
+    compiled_name = f"model-v{int(version)}-{sha[:12]}.npz"
+    if compiled is not None:
+        _write_atomic(folder / compiled_name, compiled)
     info = {
         "format": SERVING_FORMAT,
         "model_name": model_name,
@@ -216,21 +249,87 @@ def write_serving_copy(
         "serialization_format": serialization_format,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if compiled is not None:
+        from tagifai.serving import COMPILED_FORMAT
+
+        info[COMPILED_KEY] = {
+            "file": compiled_name,
+            "sha256": hashlib.sha256(compiled).hexdigest(),
+            "bytes": len(compiled),
+            "format": COMPILED_FORMAT,
+        }
+    else:
+        info[COMPILED_KEY] = None
+        info["compiled_reason"] = compiled_reason
     path = folder / SERVING_INFO
     _write_atomic(path, (json.dumps(info, indent=2) + "\n").encode())
-    for old in folder.glob("model-v*.pkl"):
-        if old.name != name:
+    keep = {name, compiled_name if compiled is not None else name}
+    for old in chain(folder.glob("model-v*.pkl"), folder.glob("model-v*.npz")):
+        if old.name not in keep:
             with contextlib.suppress(OSError):
                 os.unlink(old)
     return path
 
 
-def load_serving_copy(tracking_uri: str | None, model_name: str, alias: str = CHAMPION) -> ServingLookup:
+def _compiled_form(pickled: bytes) -> tuple[bytes | None, str]:
+    """``(the compiled file, "")`` of a pickled model, or ``(None, why not)``: a model :mod:`tagifai.serving` does
+    not support, or one whose compiled form does not give the model's own features and probabilities."""
+    import pickle
+
+    try:
+        from tagifai.serving import CompiledModel, Unsupported, check_compiled, compiled_bytes
+
+        model = pickle.loads(pickled)
+        data = compiled_bytes(model)
+        check_compiled(CompiledModel.from_bytes(data), model)
+    except Unsupported as exc:
+        return None, f"unsupported: {exc}"
+    except Exception as exc:  # the pickle alone still serves
+        return None, f"cannot compile: {type(exc).__name__}: {exc}"
+    return data, ""
+
+
+def _load_compiled(folder: Path, info: dict[str, Any]) -> tuple[Any, str, str]:
+    """``(CompiledModel or None, compiled_reason, warning)`` of the compiled form recorded in ``info``."""
+    import hashlib
+
+    from tagifai.serving import COMPILED_FORMAT, CompiledModel
+
+    entry = info.get(COMPILED_KEY)
+    if not isinstance(entry, dict):
+        return None, f"no compiled form ({info.get('compiled_reason') or 'written before it existed'})", ""
+    if entry.get("format") != COMPILED_FORMAT:
+        return None, f"compiled format {entry.get('format')!r}, this version reads {COMPILED_FORMAT}", ""
+    path = folder / str(entry.get("file", ""))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, "compiled file missing", f"serving copy {path}: {exc}"
+    sha = hashlib.sha256(data).hexdigest()
+    if sha != entry.get("sha256"):
+        return (
+            None,
+            "compiled form corrupted",
+            f"serving copy {path}: sha256 {sha[:12]}... does not match serving.json "
+            f"({str(entry.get('sha256'))[:12]}...)",
+        )
+    try:
+        model = CompiledModel.from_bytes(data)
+    except Exception as exc:
+        return None, "compiled form unreadable", f"serving copy {path}: {type(exc).__name__}: {exc}"
+    return model, "used", ""
+
+
+def load_serving_copy(
+    tracking_uri: str | None, model_name: str, alias: str = CHAMPION, compiled: bool = False
+) -> ServingLookup:
     """The model behind ``alias`` from its serving copy, without MLflow, when the copy is that version.
 
     Never raises: the :class:`ServingLookup` says why the copy was not used (no local store, no copy, stale,
     no alias) and carries a ``warning`` when the copy is broken (sha256 mismatch, unreadable); the caller then
-    loads through MLflow.
+    loads through MLflow. ``compiled``: return the compiled form (:class:`tagifai.serving.CompiledModel`, no
+    scikit-learn) when there is a sound one, else the pickle; ``compiled_reason`` says which and why (with a
+    ``warning`` when the compiled file is broken: the pickle is used then).
     """
     import hashlib
     import json
@@ -271,8 +370,19 @@ def load_serving_copy(tracking_uri: str | None, model_name: str, alias: str = CH
             warning=f"serving copy {path}: sha256 {sha[:12]}... does not match serving.json "
             f"({str(info.get('sha256'))[:12]}...)",
         )
+    compiled_reason, compiled_warning = "", ""
+    if compiled:
+        fast, compiled_reason, compiled_warning = _load_compiled(folder, info)
+        if fast is not None:
+            return ServingLookup(model=fast, info=info, reason="current", compiled_reason=compiled_reason)
     try:
         model = pickle.loads(data)
     except Exception as exc:  # e.g. written by another version of a library
-        return ServingLookup(reason="unreadable", warning=f"serving copy {path}: {type(exc).__name__}: {exc}")
-    return ServingLookup(model=model, info=info, reason="current")
+        return ServingLookup(
+            reason="unreadable",
+            warning=f"serving copy {path}: {type(exc).__name__}: {exc}",
+            compiled_reason=compiled_reason,
+        )
+    return ServingLookup(
+        model=model, info=info, reason="current", warning=compiled_warning, compiled_reason=compiled_reason
+    )

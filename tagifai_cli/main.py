@@ -79,14 +79,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model(args: argparse.Namespace):
-    """``(uri, model)``: the champion's serving copy when it is current (no MLflow import), else through MLflow."""
+def _model(args: argparse.Namespace, lookup=None):
+    """``(uri, model)``: the champion's serving copy when it is current (no MLflow import), else through MLflow.
+    ``lookup``: the serving copy's :class:`~tagifai.predict.ServingLookup` when the caller has read it already."""
     settings = settings_from(args)
-    lookup = None
     if not args.model_uri:
         from tagifai.predict import load_serving_copy
 
-        lookup = load_serving_copy(settings.mlflow_tracking_uri, settings.model_name)
+        if lookup is None:
+            lookup = load_serving_copy(settings.mlflow_tracking_uri, settings.model_name)
         if lookup.used:
             return lookup.uri, lookup.model
         if lookup.warning:
@@ -123,18 +124,39 @@ def _read_input(path: str, required: tuple[str, ...]):
         raise CLIError(str(exc)) from exc
 
 
+def _serving_lookup_compiled(args: argparse.Namespace):
+    """The champion's serving copy, its compiled form when it has a sound one (see tagifai.predict): a single
+    prediction then imports neither scikit-learn, SciPy nor pandas. A broken compiled form is a warning."""
+    from tagifai.predict import load_serving_copy
+
+    settings = settings_from(args)
+    lookup = load_serving_copy(settings.mlflow_tracking_uri, settings.model_name, compiled=True)
+    if lookup.used and lookup.warning:
+        print(f"tagifai {args.command}: warning: {lookup.warning}; using the pickled model", file=sys.stderr)
+    return lookup
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    if not args.input and args.title is None:
+        raise CLIError("give --title (and --description), or --input CSV")
+    lookup = None
+    if not args.input and not args.output and not args.model_uri:
+        lookup = _serving_lookup_compiled(args)
+        if lookup.compiled:  # one project, printed as the frame's records below would be, without pandas
+            from tagifai.serving import predict_records
+
+            records = predict_records(lookup.model, args.title, args.description or "")
+            print(json.dumps(records, indent=2, default=str))
+            return 0
     import pandas as pd
 
     from tagifai.predict import predict
 
     if args.input:
         df = _read_input(args.input, ("title", "description"))
-    elif args.title is not None:
-        df = pd.DataFrame([{"title": args.title, "description": args.description or ""}])
     else:
-        raise CLIError("give --title (and --description), or --input CSV")
-    uri, model = _model(args)
+        df = pd.DataFrame([{"title": args.title, "description": args.description or ""}])
+    uri, model = _model(args, lookup)
     result = predict(model, df)
     if args.output:
         result.to_csv(args.output, index=False)

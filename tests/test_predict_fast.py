@@ -88,6 +88,26 @@ def test_current_copy_is_served_without_mlflow(state, trained):
     assert "warning" not in err
 
 
+def test_registry_writes_the_compiled_form_and_the_cli_serves_it(state, trained):
+    # tagifai/serving.py: the champion's numbers without scikit-learn, beside the pickle MLflow stored
+    info = json.loads((state["serving"] / SERVING_INFO).read_text())
+    assert info["compiled"]["file"].endswith(".npz") and (state["serving"] / info["compiled"]["file"]).is_file()
+    lookup = load_serving_copy(state["uri"], NAME, compiled=True)
+    assert lookup.used and lookup.compiled and not lookup.warning
+    frame = pd.DataFrame([ROW])
+    expected = trained["good"].model.predict_proba(frame)
+    np.testing.assert_allclose(lookup.model.predict_proba(frame), expected, rtol=0, atol=1e-12)
+    code = (
+        "import sys\n"
+        "from tagifai.predict import load_serving_copy\n"
+        f"lookup = load_serving_copy({state['uri']!r}, {NAME!r}, compiled=True)\n"
+        f"lookup.model.predict_proba([{ROW['title']!r}])\n"
+        "print(lookup.compiled, sorted(m for m in ('sklearn', 'scipy', 'pandas', 'mlflow') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.stdout.strip() == "True []", done.stderr[-3000:]
+
+
 def test_alias_moved_by_the_registry_serves_the_new_version(state, trained):
     Registry(NAME, state["uri"], actor_name="test").approve(2, "the test moves the champion", force=True)
     assert served_version(state) == 2
