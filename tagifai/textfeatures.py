@@ -1,5 +1,5 @@
 """TF-IDF features computed word by word: :class:`FastTfidfVectorizer`, scikit-learn's ``TfidfVectorizer`` with a
-faster ``transform`` that gives the same matrix, bit for bit.
+faster ``fit``/``fit_transform``/``transform`` that give the same vocabulary, idf and matrices, bit for bit.
 
 Why there is code of our own here (issue 13): scikit-learn's ``transform`` runs its analyzer and its vocabulary
 look-up in Python, one n-gram at a time: for the model's char_wb 2-4 n-grams of a cleaned project text that is
@@ -12,10 +12,21 @@ n-gram code, kept in a bounded memo across calls) and builds the document-term c
 same sorted CSR layout as scikit-learn's, and scikit-learn's own ``TfidfTransformer`` turns them into TF-IDF, so
 the features are identical (``tests/unit/test_textfeatures.py`` asserts it on the real data).
 
-Only the counting of a fitted (or given) vocabulary is replaced (``_count_vocab`` with ``fixed_vocab=True``, which
-``transform`` calls); fitting, every parameter, ``get_params``/``clone`` and pickles are the parent's. Settings the
-word argument does not hold for (analyzer "char", word n-grams above 1, a custom tokenizer or token pattern, a
-callable analyzer, file inputs) take scikit-learn's path unchanged. The memo is not pickled.
+Fitting (``_count_vocab`` with ``fixed_vocab=False``, which ``fit`` and ``fit_transform`` call: most of a TF-IDF
+fit's time, paid by every training run and every cross-validation fold of the hyperparameter search) counts the same
+way. scikit-learn numbers the n-grams in order of first appearance (documents in order, each one's n-grams in order)
+and sorts each row's counts in that numbering; the distinct words in order of first appearance, each one's n-grams
+in order, give the same first appearances (a repeated word adds no new n-gram), so the same numbering and the same
+counts come out of the sparse product. scikit-learn's ``fit_transform`` then renumbers the features alphabetically
+and applies min_df/max_df/max_features itself, so its fitted attributes, its errors ("empty vocabulary ...") and
+its output layout are unchanged. That numbering is not kept in the transform memo (it is not the fitted
+vocabulary's).
+
+Only the counting (``_count_vocab``) is replaced; every parameter, ``get_params``/``clone`` and pickles are the
+parent's. Settings the word argument does not hold for (analyzer "char", word n-grams above 1, a custom tokenizer
+or token pattern, a callable analyzer, file inputs) take scikit-learn's path unchanged, to fit and to transform.
+The memo is not pickled. The vectorizers of one call (a FeatureUnion's word and char parts) given a
+:class:`~tagifai.data.TextBatch` split its texts once, to fit as to transform.
 
 scikit-learn is imported here at module level: import this module only where scikit-learn is needed anyway.
 """
@@ -23,7 +34,7 @@ scikit-learn is imported here at module level: import this module only where sci
 from __future__ import annotations
 
 from array import array
-from collections import Counter
+from collections import Counter, defaultdict
 from itertools import chain
 from typing import Any
 
@@ -53,10 +64,10 @@ PRODUCT_BLOCK = 4096
 
 
 class FastTfidfVectorizer(TfidfVectorizer):
-    """``TfidfVectorizer`` whose ``transform`` counts n-grams per distinct word (see the module's docstring).
+    """``TfidfVectorizer`` whose fit and ``transform`` count n-grams per distinct word (see the module's docstring).
 
     A drop-in: same parameters, same fitted attributes, same output; :meth:`word_path_applies` says whether
-    ``transform`` takes the word path with the current settings.
+    fitting and ``transform`` take the word path with the current settings.
     """
 
     # ------------------------------------------------------------------ when the word path gives the same counts
@@ -96,19 +107,45 @@ class FastTfidfVectorizer(TfidfVectorizer):
     # ------------------------------------------------------------------ the count matrix
 
     def _count_vocab(self, raw_documents, fixed_vocab):
-        if not fixed_vocab or not self.word_path_applies():
+        if not self.word_path_applies():
             return super()._count_vocab(raw_documents, fixed_vocab)
-        return self.vocabulary_, self._count_words(raw_documents)
+        if fixed_vocab:
+            return self.vocabulary_, self._count_words(raw_documents)
+        return self._learn_words(raw_documents)
 
     def _count_words(self, raw_documents) -> Any:
         """The document-term counts of a fixed vocabulary, as scikit-learn's ``_count_vocab`` builds them: float
         counts (``self.dtype``), int32 indices, each row's column indices in increasing order."""
+        if self.analyzer == "word" and getattr(self, "_stop_words_id", None) != id(self.stop_words):
+            self.build_analyzer()  # scikit-learn's stop-word check (a warning, once per stop list), as it makes it
         tokens = self._tokens(raw_documents)
-        rows = self._rows(tokens.distinct)
+        return self._counts(tokens, self._rows(tokens.distinct), len(self.vocabulary_))
+
+    def _learn_words(self, raw_documents) -> tuple[dict[str, int], Any]:
+        """What scikit-learn's ``_count_vocab`` returns when it learns the vocabulary (``fit``, ``fit_transform``):
+        the n-grams numbered in order of first appearance (documents in order, each one's n-grams in order) and the
+        counts in that numbering, each row's indices in increasing order; ``fit_transform`` then sorts and limits
+        the features itself. The distinct words in order of first appearance, each one's n-grams in order, give
+        the same first appearances (a repeated word adds no new n-gram), so the numbering is the same."""
+        self.build_analyzer()  # scikit-learn's checks and warnings (stop-word consistency), as its fit makes them
+        tokens = self._tokens(raw_documents)
+        vocabulary: defaultdict[str, int] = defaultdict()
+        vocabulary.default_factory = vocabulary.__len__  # (scikit-learn's numbering: the next index when new)
+        number = vocabulary.__getitem__
+        ngrams_of = self._word_ngrams_of()
+        rows = [array("i", map(number, ngrams_of(word))) for word in tokens.distinct]
+        vocabulary = dict(vocabulary)
+        if not vocabulary:
+            raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+        return vocabulary, self._counts(tokens, rows, len(vocabulary))
+
+    def _counts(self, tokens: _Tokens, rows: list[array], n_features: int) -> Any:
+        """The document-term counts from each distinct word's vocabulary indices (``rows``, in ``tokens.distinct``
+        order) in a vocabulary of ``n_features``."""
         if tokens.n_docs <= SMALL_BATCH:
-            X = self._count_small(tokens.splits, dict(zip(tokens.distinct, rows, strict=True)))
+            X = self._count_small(tokens.splits, dict(zip(tokens.distinct, rows, strict=True)), n_features)
         else:
-            X = self._count_large(tokens, rows)
+            X = self._count_large(tokens, rows, n_features)
         X.has_sorted_indices = True
         return _align_api_if_sparse(X)
 
@@ -151,7 +188,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
                 memo[words[i]] = rows[i]
         return rows
 
-    def _count_small(self, splits: list[list[str]], row_of: dict[str, array]) -> Any:
+    def _count_small(self, splits: list[list[str]], row_of: dict[str, array], n_features: int) -> Any:
         """A few documents: each one's n-gram indices counted with a Counter and sorted (no array set-up costs)."""
         indices: list[int] = []
         values: list[int] = []
@@ -168,10 +205,10 @@ class FastTfidfVectorizer(TfidfVectorizer):
                 np.array(indices, dtype=np.int32),
                 np.array(indptr, dtype=np.int32),
             ),
-            shape=(len(splits), len(self.vocabulary_)),
+            shape=(len(splits), n_features),
         )
 
-    def _count_large(self, tokens: _Tokens, rows: list[array]) -> Any:
+    def _count_large(self, tokens: _Tokens, rows: list[array], n_features: int) -> Any:
         """Many documents: counts = (documents x distinct words) @ (distinct words x vocabulary), one sparse product.
 
         It is computed transposed: the product's rows (vocabulary) come out with unsorted columns, but turning it
@@ -179,7 +216,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
         increasing order, the layout scikit-learn sorts its counts into. Every entry is a sum of ones (the count
         of an n-gram in a document, in int32): exact, as scikit-learn's integer counts cast to float. Blocks of
         :data:`PRODUCT_BLOCK` documents keep each product's working arrays in the CPU's caches (~30% faster)."""
-        n_docs, n_words, n_features = tokens.n_docs, len(rows), len(self.vocabulary_)
+        n_docs, n_words = tokens.n_docs, len(rows)
         columns, doc_indptr = tokens.columns()
         word_indices = np.frombuffer(b"".join(rows), dtype=np.intc)
         word_indptr = np.zeros(n_words + 1, dtype=_index_dtype(len(word_indices)))

@@ -5,6 +5,8 @@
 - :class:`tagifai.textfeatures.FastTfidfVectorizer` gives the same matrix, bit for bit (values, indices, layout,
   dtypes), as scikit-learn's ``TfidfVectorizer`` with the same fitted vocabulary and idf, on the real data, for
   the model's settings and others, in both of its counting paths;
+- fitted, it learns the same vocabulary, idf and fit_transform matrix (scikit-learn's row layout included) as
+  scikit-learn's, raises and warns as it does, and leaves other settings to scikit-learn's own fit;
 - models use it, old pickles (scikit-learn's vectorizers) load onto it, and their predictions do not change.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import copy
 import pickle
 import random
+import re
 
 import numpy as np
 import pytest
@@ -190,6 +193,199 @@ def test_fast_vectorizer_is_a_scikit_learn_estimator(real_texts):
     assert "_word_memo" in fast.__dict__  # pickling did not drop the live object's memo
 
 
+# --------------------------------------------------------------------------- fitting
+
+
+def _assert_same_fit(settings: dict, docs, fit: bool = False) -> tuple:
+    """Fit scikit-learn's vectorizer and the fast one on ``docs`` (a list, or a function making fresh input):
+    the same vocabulary, idf, stop words, fitted state and fit_transform matrix, bit for bit (and ``fit``'s)."""
+    make = docs if callable(docs) else lambda: docs
+    reference, fast = TfidfVectorizer(**settings), FastTfidfVectorizer(**settings)
+    try:
+        expected = reference.fit_transform(make())
+    except ValueError as error:  # e.g. limits that leave no term: the same error
+        with pytest.raises(ValueError, match=re.escape(str(error))):
+            fast.fit_transform(make())
+        return reference, fast
+    got = fast.fit_transform(make())
+    assert fast.vocabulary_ == reference.vocabulary_
+    assert list(fast.vocabulary_) == list(reference.vocabulary_)  # the same dict order too
+    assert getattr(fast, "stop_words_", None) == getattr(reference, "stop_words_", None)
+    if reference.use_idf:
+        assert fast.idf_.dtype == reference.idf_.dtype and np.array_equal(fast.idf_, reference.idf_)
+    assert set(fast.__dict__) - {"_word_memo"} == set(reference.__dict__)  # (e.g. _stop_words_id)
+    _assert_same_matrix_unsorted(got, expected)
+    some = list(make())[:100]
+    _assert_same_matrix(fast.transform(some), reference.transform(some))
+    if fit:
+        fitted = FastTfidfVectorizer(**settings).fit(make())  # fit: the same vocabulary and idf
+        assert fitted.vocabulary_ == reference.vocabulary_
+        if reference.use_idf:
+            assert np.array_equal(fitted.idf_, reference.idf_)
+    return reference, fast
+
+
+def _assert_same_matrix_unsorted(a, b) -> None:
+    """:func:`_assert_same_matrix` without the sorted rows: fit_transform's rows follow scikit-learn's order of
+    first appearance, renumbered alphabetically (``_sort_features``), and must be that same layout."""
+    assert type(a) is type(b)
+    assert a.shape == b.shape and a.dtype == b.dtype
+    assert a.indices.dtype == b.indices.dtype and a.indptr.dtype == b.indptr.dtype
+    assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+    assert np.array_equal(a.data, b.data)
+
+
+@pytest.fixture
+def count_paths(monkeypatch):
+    """Counts of the calls of scikit-learn's ``_count_vocab`` and of the fast fit (``_learn_words``)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    calls = {"sklearn_fit": 0, "sklearn_transform": 0, "fast_fit": 0}
+    sklearn_count, learn = CountVectorizer._count_vocab, FastTfidfVectorizer._learn_words
+
+    def count_vocab(self, raw_documents, fixed_vocab):
+        calls["sklearn_transform" if fixed_vocab else "sklearn_fit"] += 1
+        return sklearn_count(self, raw_documents, fixed_vocab)
+
+    def learn_words(self, raw_documents):
+        calls["fast_fit"] += 1
+        return learn(self, raw_documents)
+
+    monkeypatch.setattr(CountVectorizer, "_count_vocab", count_vocab)
+    monkeypatch.setattr(FastTfidfVectorizer, "_learn_words", learn_words)
+    return calls
+
+
+FIT_SETTINGS = [
+    *SETTINGS,
+    dict(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=2, max_df=0.5),
+    dict(analyzer="char_wb", ngram_range=(1, 1), max_features=20, binary=True),
+    dict(analyzer="char_wb", ngram_range=(4, 6), max_df=10, norm=None),
+    dict(analyzer="word", ngram_range=(1, 1), stop_words="english", sublinear_tf=True, max_df=0.2),
+    dict(analyzer="word", ngram_range=(1, 1), strip_accents="ascii", dtype=np.float32, max_features=50),
+]
+
+
+@pytest.mark.parametrize("settings", FIT_SETTINGS, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+def test_fast_fit_is_bit_identical_to_scikit_learn(real_texts, settings, count_paths, monkeypatch):
+    train, texts = real_texts
+    corpus = train + texts  # cleaned, unseen, raw (case, punctuation, Unicode), adversarial, random
+    _assert_same_fit(settings, train, fit=True)
+    word_path = FastTfidfVectorizer(**settings).word_path_applies()
+    assert count_paths["fast_fit"] == (2 if word_path else 0)  # the fast fit_transform and fit
+    assert count_paths["sklearn_fit"] == (1 if word_path else 3)  # the reference's only, on the word path
+    _assert_same_fit(settings, corpus)
+    part = corpus[::4]
+    _assert_same_fit(settings, lambda: iter(part))
+    _assert_same_fit(settings, lambda: TextBatch(part))
+    _assert_same_fit(settings, lambda: clean_texts(part))  # a batch that carries its words
+    _assert_same_fit(settings, [t.encode() for t in part])
+    for n in (1, 5, textfeatures.SMALL_BATCH):  # the plain-Python counting path
+        _assert_same_fit(settings, texts[500 : 500 + n])
+    monkeypatch.setattr(textfeatures, "PRODUCT_BLOCK", 97)  # several sparse products
+    _assert_same_fit(settings, corpus[1::3])
+
+
+FIT_EDGES = [
+    "",
+    "   \t\n ",
+    "the the the THE The",
+    "Café CAFÉ café naïve NAÏVE Straße İstanbul",
+    "a b c d",  # words shorter than the n-grams (and than the word analyzer's two characters)
+    "ab a abc ab",
+    "and the of or it is",  # stop words only
+    "repeated repeated repeated word word",
+    "x-y_z 'q' don't l'été 🤖🤖 3.5",
+    "\u00a0nbsp\u2003em\u3000wide\x1cfs",
+]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True),
+        dict(analyzer="char_wb", ngram_range=(1, 5), lowercase=False),
+        dict(analyzer="char_wb", ngram_range=(3, 3), strip_accents="unicode", min_df=2),
+        dict(analyzer="word", sublinear_tf=True),
+        dict(analyzer="word", stop_words="english"),
+        dict(analyzer="word", stop_words="english", lowercase=False, max_df=0.9),
+        dict(analyzer="word", max_features=3, min_df=1),
+    ],
+    ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()),
+)
+def test_fast_fit_edge_cases(settings, count_paths):
+    for docs in (FIT_EDGES, FIT_EDGES * 5, FIT_EDGES[::-1] * 4, [FIT_EDGES[2], "", "Café"], ["", *FIT_EDGES]):
+        _assert_same_fit(settings, docs, fit=True)
+    _assert_same_fit(settings, np.array(FIT_EDGES * 4))  # numpy strings
+    _assert_same_fit(settings, tuple(FIT_EDGES * 4))
+    assert count_paths["fast_fit"] > 0
+
+
+@pytest.mark.parametrize(
+    "settings, docs",
+    [
+        (dict(analyzer="char_wb"), ["", "   ", "\t\n"]),
+        (dict(analyzer="char_wb"), []),
+        (dict(analyzer="word"), ["a b c", "", "1 x"]),  # no token of two characters
+        (dict(analyzer="word", stop_words="english"), ["the and of", "it IS", ""] * 20),
+    ],
+)
+def test_fast_fit_raises_as_scikit_learn_does(settings, docs, count_paths):
+    with pytest.raises(ValueError) as expected:
+        TfidfVectorizer(**settings).fit_transform(docs)
+    for fit in ("fit", "fit_transform"):
+        with pytest.raises(ValueError) as got:
+            getattr(FastTfidfVectorizer(**settings), fit)(docs)
+        assert str(got.value) == str(expected.value)
+    assert "empty vocabulary" in str(expected.value)
+    # Limits that leave nothing, bad inputs: scikit-learn's own errors after (or before) the fast counting.
+    for bad_settings, bad_docs in [
+        (dict(analyzer="char_wb", min_df=5), ["ab", "cd"]),
+        (dict(analyzer="word", max_df=1, min_df=2), ["aa bb", "aa cc"]),
+        (dict(analyzer="char_wb"), ["ok", np.nan]),
+        (dict(analyzer="word"), "one string"),
+    ]:
+        with pytest.raises(ValueError) as expected:
+            TfidfVectorizer(**bad_settings).fit_transform(bad_docs)
+        with pytest.raises(ValueError) as got:
+            FastTfidfVectorizer(**bad_settings).fit_transform(bad_docs)
+        assert str(got.value) == str(expected.value)
+
+
+def test_fast_fit_warns_as_scikit_learn_does():
+    docs = ["I don't know", "we'll see, don't worry"]
+    with pytest.warns(UserWarning, match="stop_words may be inconsistent") as expected:
+        TfidfVectorizer(stop_words=["don't"]).fit(docs)
+    with pytest.warns(UserWarning, match="stop_words may be inconsistent") as got:
+        _assert_same_fit(dict(stop_words=["don't"]), docs, fit=True)
+    assert [str(w.message) for w in got][:1] == [str(w.message) for w in expected]
+    with pytest.warns(UserWarning, match="stop_words may be inconsistent"):  # a given vocabulary: the transform path
+        FastTfidfVectorizer(stop_words=["don't"], vocabulary=["know", "see"]).fit(docs)
+
+
+def test_fast_fit_with_a_given_vocabulary_counts_it(real_texts, count_paths):
+    train, _ = real_texts
+    for settings in (
+        dict(analyzer="char_wb", ngram_range=(2, 3), vocabulary=["th", " t", "the", "zz", "ng "]),
+        dict(analyzer="word", vocabulary={"model": 1, "learning": 0, "zqxjk": 2}, sublinear_tf=True),
+    ):
+        _assert_same_fit(settings, train, fit=True)
+    assert count_paths["fast_fit"] == 0 and count_paths["sklearn_fit"] == 0  # (the vocabulary is fixed)
+
+
+def test_fast_fit_leaves_the_transform_memo_to_the_fitted_vocabulary(real_texts):
+    train, texts = real_texts
+    fast = FastTfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4))
+    fast.fit_transform(train)
+    assert not fast.__dict__.get("_word_memo")  # the fit's first-appearance numbering is not remembered
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(train)
+    _assert_same_matrix(fast.transform(texts), reference.transform(texts))
+    fast.fit(texts)  # a refit after a transform: a new vocabulary, a new memo
+    _assert_same_matrix(
+        fast.transform(train), TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(texts).transform(train)
+    )
+
+
 # --------------------------------------------------------------------------- the model
 
 
@@ -238,3 +434,28 @@ def test_accelerate_walks_pipelines_and_leaves_other_classes():
     assert accelerate(pipe) is pipe
     assert type(inner) is FastTfidfVectorizer and type(custom) is Custom
     assert accelerate(None) is None
+
+
+def test_model_fit_with_the_fast_path_equals_scikit_learn(labeled_df, monkeypatch):
+    df = prepare(labeled_df)
+    args = TrainArgs(embedding="none", threshold_strategy="none")
+    train, new = df.iloc[:600], df.iloc[600:][["title", "description"]]
+    made = []
+    tokens_init = textfeatures._Tokens.__init__
+
+    def count_tokens(self, splits):
+        made.append(len(splits))
+        tokens_init(self, splits)
+
+    monkeypatch.setattr(textfeatures._Tokens, "__init__", count_tokens)
+    model = TagifaiModel(args).fit(train, train["label"])
+    assert made == [600]  # the word and char vectorizers of the FeatureUnion split the texts once, together
+    with monkeypatch.context() as m:
+        m.setattr(FastTfidfVectorizer, "word_path_applies", lambda self: False)
+        reference = TagifaiModel(args).fit(train, train["label"])  # scikit-learn's fit and transform
+    reference.features_ = _plain(reference.features_)
+    for (_, part), (_, ref) in zip(model.features_.transformer_list, reference.features_.transformer_list, strict=True):
+        assert type(ref) is TfidfVectorizer and part.vocabulary_ == ref.vocabulary_
+        assert np.array_equal(part.idf_, ref.idf_)
+    assert np.array_equal(model.predict_proba(new), reference.predict_proba(new))
+    assert np.array_equal(model.predict_proba(train), reference.predict_proba(train))
