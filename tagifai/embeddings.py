@@ -57,10 +57,12 @@ EMBEDDING_MODELS: tuple[str, ...] = ("minilm",)
 MINILM_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 #: Environment variable that points to another copy of the ONNX file (e.g. a mounted volume).
 MODEL_PATH_ENV = "TAGIFAI_EMBEDDING_MODEL"
-#: Environment variable: "0" (or off/false/no) runs the model file's own float32 graph instead of the integer
-#: graph derived from it (:mod:`tagifai.quantize`), "1" (on/true/yes) the integer graph on any CPU; unset (or
-#: "auto"): the integer graph where the CPU multiplies int8 without saturating (see :func:`encoder_graph`).
-#: Read when an embedder first encodes.
+#: Environment variable: unset, empty or "0" (or off/false/no) runs the model file's own float32 graph, "1"
+#: (on/true/yes) the integer graph derived from it (:mod:`tagifai.quantize`) on any CPU, "auto" the integer
+#: graph where the CPU multiplies int8 without saturating (see :func:`encoder_graph`). Read when an embedder
+#: first encodes. The field ``encoder_int8`` of :class:`tagifai.config.Settings` declares it
+#: (docs/settings.md) and accepts the same values (a test keeps them in step); this module does not import
+#: the settings (pydantic stays off the prediction path).
 INT8_ENV = "TAGIFAI_ENCODER_INT8"
 #: The graphs :func:`session` runs: the file's own, and the integer graph derived from it.
 GRAPHS: tuple[str, ...] = ("float", "int8")

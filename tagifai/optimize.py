@@ -54,8 +54,9 @@ from tagifai.tracking import NullTracker, Tracker, tracker_for
 from tagifai.train import labeled_frame
 
 #: The setting of the search sample: the most train + validation rows the trials see (see
-#: :func:`sample_rows_setting`). A field ``optimize_sample_rows`` of :class:`tagifai.config.Settings` reads
-#: the same variable.
+#: :func:`sample_rows_setting`). The field ``optimize_sample_rows`` of :class:`tagifai.config.Settings`
+#: declares it (docs/settings.md) and accepts the same values (a test keeps them in step); it is read here,
+#: from the environment, when a study starts.
 SAMPLE_ROWS_ENV = "TAGIFAI_OPTIMIZE_SAMPLE_ROWS"
 #: Its default, from benchmarks/mlops.py (benchmarks/results/mlops.md): the optimize step's 20 trials took
 #: 29 minutes on all 8,000 train + validation rows of 10k rows, 9 minutes on a sample of 5,000 and 4 on

@@ -60,8 +60,11 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def engine_of(engine: str | None = None) -> str:
-    """The engine asked for: the argument, else ``TAGIFAI_VALIDATION_ENGINE``, else ``auto``."""
-    chosen = (engine or os.environ.get("TAGIFAI_VALIDATION_ENGINE") or "auto").strip().lower()
+    """The engine asked for: the argument, else ``TAGIFAI_VALIDATION_ENGINE``, else ``auto`` (case and
+    spaces ignored; blank is ``auto``). The setting ``validation_engine`` of :class:`tagifai.config.Settings`
+    declares the variable and accepts the same values (a test keeps them in step); it is read here, from the
+    environment, so validating needs no settings object."""
+    chosen = (engine or os.environ.get("TAGIFAI_VALIDATION_ENGINE") or "").strip().lower() or "auto"
     if chosen not in ENGINES:
         raise ValueError(f"validation engine {chosen!r} is not one of {', '.join(ENGINES)} (TAGIFAI_VALIDATION_ENGINE)")
     return chosen

@@ -58,3 +58,93 @@ def test_bad_warehouse_uris_are_named(uri):
 
 def test_duckdb_warehouse_is_a_file():
     assert parse_warehouse("duckdb:////tmp/x.duckdb").path == Path("/tmp/x.duckdb")
+
+
+# --- settings read from the environment by modules that do not import tagifai.config: the Settings field
+# declares each one (docs/settings.md); its reader must take the same name, default and values.
+ENGINE_VALUES = ["auto", "sql", "gx", "GX", " Sql ", "", "  ", "pandas", "0", "sql,gx"]
+INT8_VALUES = ["0", "1", "auto", "AUTO", " on ", "off", "true", "false", "yes", "no", "", "2", "maybe", "int8"]
+SAMPLE_VALUES = ["2000", "0", "off", "None", "ALL", "1_000", " 12 ", "", "-1", "-0", "1.5", "1e3", "x", "+7"]
+
+
+def _field(monkeypatch, name: str, value: str | None):
+    """The Settings field ``name`` with TAGIFAI_<NAME> = value (None: unset), or the ValidationError."""
+    from pydantic import ValidationError
+
+    from tagifai.config import Settings
+
+    var = f"TAGIFAI_{name.upper()}"
+    if value is None:
+        monkeypatch.delenv(var, raising=False)
+    else:
+        monkeypatch.setenv(var, value)
+    try:
+        return getattr(Settings(_env_file=None), name)
+    except ValidationError as exc:
+        assert exc.errors()[0]["loc"] == (name,)
+        return exc
+
+
+def _reader(read):
+    try:
+        return read()
+    except ValueError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("value", [None, *ENGINE_VALUES])
+def test_validation_engine_field_agrees_with_its_reader(monkeypatch, value):
+    from tagifai.validation.run import ENGINES, engine_of
+
+    field, read = _field(monkeypatch, "validation_engine", value), _reader(engine_of)
+    assert isinstance(field, Exception) == isinstance(read, Exception), (value, field, read)
+    if not isinstance(read, Exception):
+        assert field == read in ENGINES
+    if value is None:
+        from tagifai.config import Settings
+
+        assert read == Settings.model_fields["validation_engine"].default == "auto"
+
+
+@pytest.mark.parametrize("value", [None, *INT8_VALUES])
+def test_encoder_int8_field_agrees_with_its_reader(monkeypatch, value):
+    from tagifai import embeddings
+
+    assert embeddings.INT8_ENV == "TAGIFAI_ENCODER_INT8"
+    field, read = _field(monkeypatch, "encoder_int8", value), _reader(embeddings.encoder_graph)
+    assert isinstance(field, Exception) == isinstance(read, Exception), (value, field, read)
+    if not isinstance(read, Exception):
+        auto = "int8" if embeddings.int8_dot_products() else "float"
+        assert {"0": "float", "1": "int8", "auto": auto}[field] == read
+    if value is None:
+        from tagifai.config import Settings
+
+        assert Settings.model_fields["encoder_int8"].default == "0" and read == "float"
+
+
+@pytest.mark.parametrize("value", [None, *SAMPLE_VALUES])
+def test_optimize_sample_rows_field_agrees_with_its_reader(monkeypatch, value):
+    from tagifai.optimize import DEFAULT_SAMPLE_ROWS, SAMPLE_ROWS_ENV, sample_rows_setting
+
+    assert SAMPLE_ROWS_ENV == "TAGIFAI_OPTIMIZE_SAMPLE_ROWS"
+    field, read = _field(monkeypatch, "optimize_sample_rows", value), _reader(sample_rows_setting)
+    assert isinstance(field, Exception) == isinstance(read, Exception), (value, field, read)
+    if not isinstance(read, Exception):
+        assert field == read
+    if value is None:
+        from tagifai.config import Settings
+
+        assert read == Settings.model_fields["optimize_sample_rows"].default == DEFAULT_SAMPLE_ROWS
+
+
+def test_environment_readers_do_not_import_the_settings():
+    """The readers above stay free of pydantic (tagifai.embeddings is on the prediction path)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tagifai.embeddings, tagifai.validation.run; "
+        "print(sorted(m for m in ('pydantic', 'pydantic_settings', 'tagifai.config') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
