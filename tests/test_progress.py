@@ -96,7 +96,10 @@ def test_a_terminal_gets_the_live_display(terminal_env):
         tee.stop()
     out = _ESCAPES.sub("", term.getvalue())
     finished = [line for line in out.splitlines() if "✓" in line]
-    assert finished and "optimize" in finished[-1] and "41.2 s" in finished[-1] and "trial 3/20" in finished[-1]
+    assert finished and "optimize" in finished[-1] and "trial 3/20" in finished[-1]
+    # 41.23 s back plus the real time the rendering took in between (a loaded machine: tenths of a second)
+    shown = re.search(r"(\d+\.\d) s", finished[-1])
+    assert shown and 41.2 <= float(shown.group(1)) < 43.0, finished[-1]
     assert "✗ FAILED validate-projects" in out
     assert "DataValidationError: Data validation failed for 'raw.projects'" in out
     assert "\x1b[" in term.getvalue()  # it is a rich rendering, not the plain lines
