@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from tagifai.labels import OTHER as LABELS_OTHER
+
 #: Tags the model may predict as themselves; every other tag becomes :data:`OTHER`.
 ACCEPTED_TAGS: tuple[str, ...] = (
     "natural-language-processing",
@@ -26,8 +28,9 @@ ACCEPTED_TAGS: tuple[str, ...] = (
     "mlops",
     "graph-learning",
 )
-#: The label of everything outside the accepted (and frequent enough) tags.
-OTHER = "other"
+#: The label of everything outside the accepted (and frequent enough) tags (defined in tagifai.labels, which
+#: the compiled serving path imports without pandas).
+OTHER = LABELS_OTHER
 
 #: Default ``min_freq`` of :func:`map_labels`: a tag needs at least 5% of the rows to be a class.
 #: A float in (0, 1) is a fraction of the rows, an int >= 1 an absolute count. The course used an

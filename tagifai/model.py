@@ -41,6 +41,7 @@ from tagifai.data import (
     require_columns,
 )
 from tagifai.embeddings import EMBEDDING_MODELS  # numpy only at import: cheap
+from tagifai.labels import apply_threshold  # re-exported: the one threshold rule (tagifai/labels.py)
 
 MODELS = ("sgd", "logreg", "linear_svc", "complement_nb")
 #: Sentence embeddings that may be added beside the TF-IDF features ("none": TF-IDF only).
@@ -291,18 +292,6 @@ def to_inputs(X: Any) -> tuple[list[str], list[str]]:
         raise DataError(f"model input: expected a DataFrame or strings, got {type(X).__name__}")
     raw = ["" if x is None or (isinstance(x, float) and x != x) else str(x) for x in X]
     return clean_texts(raw), raw
-
-
-def apply_threshold(proba: np.ndarray, classes: Sequence[str], threshold: float, other: str = OTHER) -> np.ndarray:
-    """Labels from probabilities: the arg-max class, or ``other`` where its probability is below ``threshold``."""
-    proba = np.asarray(proba, dtype=float)
-    classes = np.asarray(list(classes), dtype=object)
-    if proba.ndim != 2 or proba.shape[1] != len(classes):
-        raise ValueError(f"proba shape {proba.shape} does not match {len(classes)} classes")
-    labels = classes[proba.argmax(axis=1)] if len(proba) else np.array([], dtype=object)
-    if threshold > 0 and len(proba):
-        labels = np.where(proba.max(axis=1) < threshold, other, labels)
-    return labels.astype(object)
 
 
 def calibrated_linear_proba(classifier: Any, X: Any) -> np.ndarray | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tagifai.labels import apply_threshold, prob_column  # re-exported: the one definition of each
 from tagifai.tracking import CHAMPION  # constants only: tagifai.tracking imports MLflow inside its functions
 
 if TYPE_CHECKING:
@@ -31,11 +32,6 @@ if TYPE_CHECKING:
 
 #: Columns :func:`predict` needs.
 PREDICT_COLUMNS: tuple[str, ...] = ("title", "description")
-
-
-def prob_column(cls: str) -> str:
-    """The name of the probability column of class ``cls``: ``prob_<class>``."""
-    return f"prob_{cls}"
 
 
 def predict(model: Any, df: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
@@ -50,7 +46,6 @@ def predict(model: Any, df: pd.DataFrame, threshold: float | None = None) -> pd.
     import pandas as pd
 
     from tagifai.data import OTHER, require_columns
-    from tagifai.model import apply_threshold
 
     require_columns(df, PREDICT_COLUMNS, "projects to predict")
     if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):

@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from tagifai.labels import OTHER, apply_threshold, prob_column
+
 #: Version of the compiled file's layout; a file of another version is not used (the pickle is).
 COMPILED_FORMAT = 1
-#: The "other" label (tagifai.data.OTHER; that module imports pandas, so it is not imported here).
-OTHER = "other"
 #: sklearn's default token pattern.
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _WHITE_SPACES = re.compile(r"\s\s+")
@@ -370,6 +370,18 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _one_vs_rest(p: np.ndarray, n_classes: int) -> np.ndarray:
+    """Probabilities from one-vs-rest scores in [0, 1], as scikit-learn's linear models give them: the positive
+    class's column for two classes, else each row normalised (a row of zeros: uniform)."""
+    if n_classes == 2:
+        return np.column_stack([1.0 - p[:, 0], p[:, 0]])
+    total = p.sum(axis=1)
+    zero = total == 0
+    p[zero, :] = 1
+    total[zero] = n_classes
+    return p / total[:, np.newaxis]
+
+
 class CompiledModel:
     """A :class:`~tagifai.model.TagifaiModel`'s predictions from its compiled form (no scikit-learn, SciPy, pandas).
 
@@ -493,23 +505,9 @@ class CompiledModel:
             e = np.exp(d - d.max(axis=1, keepdims=True))
             return e / e.sum(axis=1, keepdims=True)
         if kind in ("logreg", "sgd_log"):
-            p = _expit(d)
-            if n_classes == 2:
-                return np.column_stack([1 - p[:, 0], p[:, 0]])
-            total = p.sum(axis=1)
-            zero = total == 0
-            p[zero, :] = 1
-            total[zero] = n_classes
-            return p / total[:, np.newaxis]
+            return _one_vs_rest(_expit(d), n_classes)
         if kind == "sgd_modified_huber":
-            p = (np.clip(d, -1, 1) + 1.0) / 2.0
-            if n_classes == 2:
-                return np.column_stack([1.0 - p[:, 0], p[:, 0]])
-            total = p.sum(axis=1)
-            zero = total == 0
-            p[zero, :] = 1
-            total[zero] = n_classes
-            return p / total[:, np.newaxis]
+            return _one_vs_rest((np.clip(d, -1, 1) + 1.0) / 2.0, n_classes)
         raise ValueError(f"unknown classifier kind {kind!r}")
 
     # ------------------------------------------------------------------ prediction
@@ -554,7 +552,7 @@ class CompiledModel:
 
     def predict(self, X: Any, threshold: float | None = None) -> np.ndarray:
         t = self.threshold if threshold is None else float(threshold)
-        return labels(self.predict_proba(X), self.classes_, t, self.other)
+        return apply_threshold(self.predict_proba(X), self.classes_, t, self.other)
 
 
 def _cell(value: Any) -> str:
@@ -564,21 +562,11 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def labels(proba: np.ndarray, classes: list[str], threshold: float, other: str = OTHER) -> np.ndarray:
-    """:func:`tagifai.model.apply_threshold`: the arg-max class, or ``other`` below ``threshold``."""
-    proba = np.asarray(proba, dtype=float)
-    names = np.asarray(list(classes), dtype=object)
-    out = names[proba.argmax(axis=1)] if len(proba) else np.array([], dtype=object)
-    if threshold > 0 and len(proba):
-        out = np.where(proba.max(axis=1) < threshold, other, out)
-    return out.astype(object)
-
-
 def predict_records(model: CompiledModel, title: str, description: str) -> list[dict[str, Any]]:
     """``tagifai.predict.predict(model, <one-row frame>).to_dict(orient="records")`` without pandas."""
     proba = model.predict_rows([title], [description])
-    tag = labels(proba, model.classes_, model.threshold, model.other)[0]
+    tag = apply_threshold(proba, model.classes_, model.threshold, model.other)[0]
     record: dict[str, Any] = {"predicted_tag": tag}
     for i, cls in enumerate(model.classes_):
-        record[f"prob_{cls}"] = float(proba[0, i])
+        record[prob_column(cls)] = float(proba[0, i])
     return [record]

@@ -27,8 +27,10 @@ from tagifai.serving import (
     check_compiled,
     compile_model,
     compiled_bytes,
-    labels,
     predict_records,
+)
+from tagifai.serving import (
+    apply_threshold as labels,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
