@@ -80,15 +80,13 @@ class Tally:
             raise ValueError(f"batch columns {list(df.columns)} differ from the first batch's {self.columns}")
         self.rows += len(df)
         self._digest.update(_row_hashes(df))
-        for total, part in ((self._per_class, _per_class(df)), (self._per_period, self._periods(df))):
+        times = pd.to_datetime(df[TIME_COLUMN]) if TIME_COLUMN in df.columns else None
+        periods = _per_period(times) if times is not None else {}
+        for total, part in ((self._per_class, _per_class(df)), (self._per_period, periods)):
             for k, v in part.items():
                 total[k] = total.get(k, 0) + v
-        if TIME_COLUMN in df.columns and len(df):
-            times = pd.to_datetime(df[TIME_COLUMN])
+        if times is not None and len(df):
             self._times += [times.min(), times.max()]
-
-    def _periods(self, df: pd.DataFrame) -> dict[str, int]:
-        return _per_period(pd.to_datetime(df[TIME_COLUMN])) if TIME_COLUMN in df.columns else {}
 
     def content_hash(self) -> str:
         digest = self._digest.copy()

@@ -16,8 +16,8 @@ from tagifai.warehouse import parse_warehouse, read_table
 
 __all__ = ["content_hash", "describe", "extract_table"]
 
-#: Rows a batch of the streamed ``full`` extract (about 200 MB of a pandas frame of project texts).
-BATCH_ROWS = 204_800
+#: Rows a batch of the streamed ``full`` extract; None: the warehouse's default (tests set smaller batches).
+BATCH_ROWS: int | None = None
 
 
 def describe(df: pd.DataFrame, time_column: str = "created_on") -> dict:

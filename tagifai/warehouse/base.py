@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import pandas as pd
 
+#: Rows a batch of :meth:`Warehouse.iter_rows` by default (about 200 MB of a pandas frame of project texts).
+BATCH_ROWS = 204_800
 #: Schema (DuckDB) or dataset suffix (BigQuery) of the tables loaded by sync.
 RAW_SCHEMA = "raw"
 #: Schema of the dbt models (staging views and marts).
@@ -86,13 +88,14 @@ class Warehouse(ABC):
         """
 
     def iter_rows(
-        self, table: str, schema: str | None = None, order_by: str | None = None, batch_rows: int = 204_800
+        self, table: str, schema: str | None = None, order_by: str | None = None, batch_rows: int | None = None
     ) -> Iterator[pd.DataFrame]:
         """The rows of a table as dataframes of the dtypes :meth:`read_table` gives, sorted by the column
         ``order_by`` when the table has it (rows with equal values in the table's order, missing values last),
         as pandas' stable sort orders them; concatenated, the batches are :meth:`read_table` sorted so.
         This default reads the whole table; a backend that can stream it in batches of about ``batch_rows``
-        rows overrides it (the memory of a step then stays that of a batch). An empty table yields nothing."""
+        rows (None: :data:`BATCH_ROWS`) overrides it (the memory of a step then stays that of a batch). An
+        empty table yields nothing."""
         df = self.read_table(table, schema)
         if order_by is not None and order_by in df.columns:
             df = df.sort_values(order_by, kind="stable").reset_index(drop=True)

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from tagifai.warehouse.base import CURATED_SCHEMA, RAW_SCHEMA, STATE_TABLE, Warehouse, WarehouseError, split_table
+from tagifai.warehouse.base import (
+    BATCH_ROWS,
+    CURATED_SCHEMA,
+    RAW_SCHEMA,
+    STATE_TABLE,
+    Warehouse,
+    WarehouseError,
+    split_table,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterator
@@ -97,7 +105,7 @@ class DuckDBWarehouse(Warehouse):
                 raise WarehouseError(f"table {found}.{name} not found in {self.path}: {exc}") from exc
 
     def iter_rows(
-        self, table: str, schema: str | None = None, order_by: str | None = None, batch_rows: int = 204_800
+        self, table: str, schema: str | None = None, order_by: str | None = None, batch_rows: int | None = None
     ) -> Iterator[pd.DataFrame]:
         """The table in batches (:meth:`Warehouse.iter_rows`), streamed from DuckDB: ``ORDER BY`` the column,
         missing values last, ties in row order (``rowid``, for a base table); each batch converted as
@@ -137,7 +145,7 @@ class DuckDBWarehouse(Warehouse):
             dtypes = con.sql(" UNION ALL ".join(probes)).df().dtypes.to_dict() if probes else {}
             order = f" ORDER BY {_ident(order_by)} ASC NULLS LAST, rowid" if ordered else ""
             result = con.execute(f"SELECT * FROM {found}.{name}{order}")
-            vectors = max(1, int(batch_rows) // 2048)  # DuckDB's vectors hold 2048 rows
+            vectors = max(1, int(batch_rows or BATCH_ROWS) // 2048)  # DuckDB's vectors hold 2048 rows
             while (chunk := result.fetch_df_chunk(vectors)) is not None and len(chunk):
                 cast = {c: d for c, d in dtypes.items() if chunk[c].dtype != d}
                 yield chunk.astype(cast) if cast else chunk
