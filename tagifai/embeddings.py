@@ -590,6 +590,41 @@ class SentenceEmbedder:
         return out
 
 
+class KnownVectors:
+    """An embedder of a fixed set of texts: their vectors, encoded beforehand by a :class:`SentenceEmbedder`, and
+    an ``encode`` that looks them up (it never runs the encoder, so a process using it loads no session). What the
+    worker processes of :class:`tagifai.parallel.FoldPool` fit models with: one process encodes the texts of every
+    fold once, the workers get the vectors. A text it was not given is a KeyError naming it. Pickles whole."""
+
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray):
+        texts = list(texts)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(texts), DIM):
+            raise ValueError(f"expected {len(texts)} vectors of {DIM}, got {vectors.shape}")
+        self.vectors = vectors
+        self.rows = {text: row for row, text in enumerate(texts)}
+
+    @classmethod
+    def of(cls, embedder: SentenceEmbedder, texts: Sequence[str]) -> KnownVectors:
+        """The vectors ``embedder`` gives the distinct ``texts`` (None counts as "", as it does in ``encode``)."""
+        distinct = list(dict.fromkeys("" if t is None else str(t) for t in texts))
+        return cls(distinct, embedder.encode(distinct))
+
+    def __repr__(self) -> str:
+        return f"KnownVectors({len(self.rows)} texts)"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One vector a text (rows in input order), as :meth:`SentenceEmbedder.encode` gave them."""
+        rows = []
+        for text in texts:
+            text = "" if text is None else str(text)
+            row = self.rows.get(text)
+            if row is None:
+                raise KeyError(f"no vector for the text {text[:80]!r}: KnownVectors holds only the texts it was given")
+            rows.append(row)
+        return self.vectors[rows] if rows else np.zeros((0, DIM), dtype=np.float32)
+
+
 def available() -> bool:
     """True when onnxruntime, tokenizers and the model package are importable (the file is not checked)."""
     import importlib.util

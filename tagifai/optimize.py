@@ -50,6 +50,7 @@ import pandas as pd
 
 from tagifai.data import split
 from tagifai.model import MODELS, TagifaiModel, TrainArgs, make_embedder
+from tagifai.parallel import FoldPool
 from tagifai.tracking import NullTracker, Tracker, tracker_for
 from tagifai.train import labeled_frame
 
@@ -456,6 +457,11 @@ class Objective:
     ``<study_name>-trial-<number>`` of ``tracker`` with tags ``optuna_study``/``optuna_trial``/``state``,
     the trial's params and ``val_f1`` per step. One embedder per embedding serves every call: each text of
     ``dev`` is encoded once.
+
+    ``pool``: a :class:`~tagifai.parallel.FoldPool` opened over :func:`fold_state` of ``dev`` and ``folds`` fits
+    the folds in its worker processes (the embedding's vectors of every ``dev`` text, encoded here once, go to
+    them as :class:`~tagifai.embeddings.KnownVectors`); None fits them here, one after the other. The scores,
+    reports and pruning are the same either way.
     """
 
     dev: pd.DataFrame
@@ -465,13 +471,21 @@ class Objective:
     study_name: str
     tracker: Tracker = field(default_factory=NullTracker)
     embedders: dict[str, Any] = field(default_factory=dict, repr=False)
+    pool: Any = None
 
     def embedder_for(self, args: TrainArgs) -> Any:
-        """The shared embedder of ``args.embedding`` (None without an embedding)."""
+        """The shared embedder of ``args.embedding`` (None without an embedding); with a parallel pool, the
+        :class:`~tagifai.embeddings.KnownVectors` of every ``dev`` text it encoded."""
         if args.embedding == "none":
             return None
         if args.embedding not in self.embedders:
-            self.embedders[args.embedding] = make_embedder(args)
+            embedder = make_embedder(args)
+            if self.pool is not None and self.pool.parallel:
+                from tagifai.embeddings import KnownVectors
+                from tagifai.model import to_inputs
+
+                embedder = KnownVectors.of(embedder, to_inputs(self.dev)[1])
+            self.embedders[args.embedding] = embedder
         return self.embedders[args.embedding]
 
     def __call__(self, trial: Any) -> float:
@@ -492,19 +506,41 @@ class Objective:
 
     def cross_validate(self, trial: Any, args: TrainArgs) -> tuple[list[float], bool]:
         """The f1 of each fold scored before the trial was pruned, and whether it was."""
-        from tagifai.evaluate import weighted_scores
-
         scores: list[float] = []
-        for step, (train_idx, held_idx) in enumerate(self.folds):
-            part, held = self.dev.iloc[train_idx], self.dev.iloc[held_idx]
-            model = TagifaiModel(args, embedder=self.embedder_for(args)).fit(part, part["label"])
-            scores.append(weighted_scores(held["label"].tolist(), model.predict(held, threshold=0.0).tolist())["f1"])
-            running = float(np.mean(scores))
-            trial.report(running, step)
-            self.tracker.log_metric("val_f1", running, step=step)
-            if trial.should_prune():
-                return scores, True
+        embedder = self.embedder_for(args)
+        items = [(args, step, embedder) for step in range(len(self.folds))]
+        if self.pool is None:
+            results = (fold_f1(fold_state(self.dev, self.folds), item) for item in items)
+        else:
+            results = self.pool.ordered(fold_f1, items)
+        try:
+            for step, score in enumerate(results):
+                scores.append(score)
+                running = float(np.mean(scores))
+                trial.report(running, step)
+                self.tracker.log_metric("val_f1", running, step=step)
+                if trial.should_prune():
+                    return scores, True
+        finally:
+            results.close()  # a pruned trial: the folds not started are not run
         return scores, False
+
+
+def fold_state(dev: pd.DataFrame, folds: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """What :func:`fold_f1` reads: the rows and their folds (the state of a :class:`~tagifai.parallel.FoldPool`)."""
+    return {"dev": dev, "folds": folds}
+
+
+def fold_f1(state: dict[str, Any], item: tuple[TrainArgs, int, Any]) -> float:
+    """The weighted f1 of the arg-max predictions on fold ``step``'s held-out rows of a model fitted with ``args``
+    (and ``embedder``) on the fold's other rows; ``item`` is ``(args, step, embedder)``."""
+    from tagifai.evaluate import weighted_scores
+
+    args, step, embedder = item
+    train_idx, held_idx = state["folds"][step]
+    part, held = state["dev"].iloc[train_idx], state["dev"].iloc[held_idx]
+    model = TagifaiModel(args, embedder=embedder).fit(part, part["label"])
+    return weighted_scores(held["label"].tolist(), model.predict(held, threshold=0.0).tolist())["f1"]
 
 
 class TrialProgress:
@@ -591,6 +627,7 @@ def optimize(
     models: Any = None,
     margin_se: float = 2.0,
     sample_rows: int | None = None,
+    cv_workers: int | None = None,
 ) -> tuple[TrainArgs, float, dict[str, Any]]:
     """Search training arguments; returns ``(best_args, best_value, summary)``.
 
@@ -617,6 +654,9 @@ def optimize(
       (``TAGIFAI_OPTIMIZE_SAMPLE_ROWS``). The study's user attributes (``search_rows``, ``dev_rows``,
       ``search_sample_seed``), the MLflow run's tags of the same names, ``summary["search"]`` and the
       chosen trial's reason record it. Training fits the chosen arguments on every row.
+    - ``cv_workers``: processes fitting a trial's folds side by side (:class:`~tagifai.parallel.FoldPool`; the
+      same scores and pruning as one process); None: :func:`tagifai.parallel.workers_setting`
+      (``TAGIFAI_CV_WORKERS``, default the CPUs this process may use).
 
     ``best_value`` is the chosen trial's mean cross-validated weighted f1; ``best_args`` is ``base_args``
     with the chosen trial's params (``summary["chosen"]`` says which and why; ``summary["best_*"]``
@@ -642,43 +682,45 @@ def optimize(
     if search["sampled"]:  # its own study: trials scored on other rows are not comparable
         study_name = f"{study_name}-sample{limit}"
         print(f"optimize: {search['description']}", flush=True)
-    study = _load_study(storage, study_name, heartbeat_interval, pruner_startup_trials, pruner_warmup_steps)
-    for key in ("search_rows", "dev_rows", "search_sample_seed", "search_sample_setting"):
-        if study.user_attrs.get(key) != search[key]:
-            study.set_user_attr(key, search[key])
-    finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
-    done = len(study.get_trials(deepcopy=False, states=finished_states))
-    study.sampler = optuna.samplers.TPESampler(seed=seed + done)
-    base_params = _trial_params_of(base_args, families)  # the first trial of a new study, and the yardstick
-    if not study.get_trials(deepcopy=False) and _in_space(base_params, families):
-        study.enqueue_trial(base_params)
+    # The fold workers fork here, before this process opens the study's database, MLflow or the encoder.
+    with FoldPool(fold_state(dev, folds), workers=cv_workers, max_items=len(folds)) as pool:
+        study = _load_study(storage, study_name, heartbeat_interval, pruner_startup_trials, pruner_warmup_steps)
+        for key in ("search_rows", "dev_rows", "search_sample_seed", "search_sample_setting"):
+            if study.user_attrs.get(key) != search[key]:
+                study.set_user_attr(key, search[key])
+        finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
+        done = len(study.get_trials(deepcopy=False, states=finished_states))
+        study.sampler = optuna.samplers.TPESampler(seed=seed + done)
+        base_params = _trial_params_of(base_args, families)  # the first trial of a new study, and the yardstick
+        if not study.get_trials(deepcopy=False) and _in_space(base_params, families):
+            study.enqueue_trial(base_params)
 
-    tracker = tracker_for(tracking_uri, experiment_name, artifact_root)
-    objective = Objective(dev, folds, base_args, families, study_name, tracker)
-    remaining = max(0, num_trials - done)
-    with tracker.run(f"optimize-{study_name}") if remaining else contextlib.nullcontext():
-        if remaining:
-            callbacks = [
-                optuna.study.MaxTrialsCallback(num_trials, states=finished_states),
-                TrialProgress(num_trials, finished_states),  # the live progress of `tagifai run`
-            ]
-            study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=callbacks, catch=())
-        summary = _summary(
-            study,
-            len(study.get_trials(deepcopy=False, states=finished_states)) - done,
-            len(folds),
-            time.perf_counter() - start,
-            families,
-            search,
-        )
-        if summary["best_params"] is not None:
-            summary["chosen"] = choose_trial(summary, base_params, margin_se)
-            if search["sampled"]:
-                summary["chosen"]["reason"] += f"; the trials saw {search['description']}"
-        if remaining:
-            _log_study(tracker, study_name, summary)
-    if summary["best_params"] is None:
-        raise RuntimeError(f"study {study_name!r} has no completed trial ({summary['n_trials']} trials)")
-    best_args = params_to_args(base_args, summary["chosen"]["params"])
-    summary["best_args"] = best_args.to_dict()
-    return best_args, float(summary["chosen"]["value"]), summary
+        tracker = tracker_for(tracking_uri, experiment_name, artifact_root)
+        objective = Objective(dev, folds, base_args, families, study_name, tracker, pool=pool)
+        remaining = max(0, num_trials - done)
+        with tracker.run(f"optimize-{study_name}") if remaining else contextlib.nullcontext():
+            if remaining:
+                callbacks = [
+                    optuna.study.MaxTrialsCallback(num_trials, states=finished_states),
+                    TrialProgress(num_trials, finished_states),  # the live progress of `tagifai run`
+                ]
+                study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=callbacks, catch=())
+            summary = _summary(
+                study,
+                len(study.get_trials(deepcopy=False, states=finished_states)) - done,
+                len(folds),
+                time.perf_counter() - start,
+                families,
+                search,
+            )
+            if summary["best_params"] is not None:
+                summary["chosen"] = choose_trial(summary, base_params, margin_se)
+                if search["sampled"]:
+                    summary["chosen"]["reason"] += f"; the trials saw {search['description']}"
+            if remaining:
+                _log_study(tracker, study_name, summary)
+        if summary["best_params"] is None:
+            raise RuntimeError(f"study {study_name!r} has no completed trial ({summary['n_trials']} trials)")
+        best_args = params_to_args(base_args, summary["chosen"]["params"])
+        summary["best_args"] = best_args.to_dict()
+        return best_args, float(summary["chosen"]["value"]), summary

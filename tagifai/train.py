@@ -26,6 +26,7 @@ from tagifai.model import (  # TagifaiModel and TrainArgs: the import path of mo
     apply_threshold,
     make_embedder,
 )
+from tagifai.parallel import FoldPool
 
 __all__ = [
     "THRESHOLD_GRID",
@@ -119,24 +120,52 @@ def _select_threshold(model: TagifaiModel, val: pd.DataFrame, args: TrainArgs) -
 
 
 def out_of_fold_proba(
-    frame: pd.DataFrame, args: TrainArgs, folds: int, embedder: Any = None
+    frame: pd.DataFrame, args: TrainArgs, folds: int, embedder: Any = None, pool: Any = None
 ) -> tuple[np.ndarray, list[str]]:
-    """Probabilities of each row of ``frame`` from a model fitted on the other stratified folds."""
+    """Probabilities of each row of ``frame`` from a model fitted on the other stratified folds.
+
+    ``pool``: a :class:`~tagifai.parallel.FoldPool` opened over :func:`oof_state` of ``frame`` and ``folds``
+    fits the folds in its workers (``embedder`` should then be :class:`~tagifai.embeddings.KnownVectors`);
+    None fits them here. The probabilities are the same either way."""
+    state = oof_state(frame, args, folds)
+    items = [(args, step, embedder) for step in range(len(state["folds"]))]
+    parts = pool.ordered(oof_fold, items) if pool is not None else (oof_fold(state, item) for item in items)
+    return assemble_oof(state, parts)
+
+
+def oof_state(frame: pd.DataFrame, args: TrainArgs, folds: int) -> dict[str, Any]:
+    """What :func:`oof_fold` reads: the rows, their stratified folds (``folds`` of them, fewer when a class has
+    fewer rows, at least 2; shuffled with ``args.seed``) and the sorted classes."""
     from sklearn.model_selection import StratifiedKFold
 
     labels = frame["label"].astype(str)
     folds = max(2, min(int(folds), int(labels.value_counts().min())))
-    classes = sorted(labels.unique())
-    proba = np.zeros((len(frame), len(classes)))
-    for train_idx, held_idx in StratifiedKFold(folds, shuffle=True, random_state=args.seed).split(frame, labels):
-        part = frame.iloc[train_idx]
-        model = TagifaiModel(args, embedder=embedder).fit(part, part["label"])
-        cols = [classes.index(c) for c in model.classes_]
-        proba[np.ix_(held_idx, cols)] = model.predict_proba(frame.iloc[held_idx])
-    return proba, classes
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=args.seed).split(frame, labels))
+    return {"frame": frame, "folds": splits, "classes": sorted(labels.unique())}
 
 
-def train(df: pd.DataFrame, args: TrainArgs | None = None) -> TrainResult:
+def oof_fold(state: dict[str, Any], item: tuple[TrainArgs, int, Any]) -> np.ndarray:
+    """Probabilities of fold ``step``'s held-out rows (columns: ``state["classes"]``) from a model fitted with
+    ``args`` and ``embedder`` on the other rows; ``item`` is ``(args, step, embedder)``."""
+    args, step, embedder = item
+    frame, classes = state["frame"], state["classes"]
+    train_idx, held_idx = state["folds"][step]
+    part = frame.iloc[train_idx]
+    model = TagifaiModel(args, embedder=embedder).fit(part, part["label"])
+    proba = np.zeros((len(held_idx), len(classes)))
+    proba[:, [classes.index(c) for c in model.classes_]] = model.predict_proba(frame.iloc[held_idx])
+    return proba
+
+
+def assemble_oof(state: dict[str, Any], parts: Any) -> tuple[np.ndarray, list[str]]:
+    """The out-of-fold probabilities of every row of ``state["frame"]`` from each fold's :func:`oof_fold`."""
+    proba = np.zeros((len(state["frame"]), len(state["classes"])))
+    for (_, held_idx), part in zip(state["folds"], parts, strict=True):
+        proba[held_idx] = part
+    return proba, state["classes"]
+
+
+def train(df: pd.DataFrame, args: TrainArgs | None = None, cv_workers: int | None = None) -> TrainResult:
     """One training run on a labeled projects frame.
 
     1. prepare (``text``, ``label``) and split stratified by label into train/val/test;
@@ -150,7 +179,9 @@ def train(df: pd.DataFrame, args: TrainArgs | None = None) -> TrainResult:
 
     Metrics are weighted precision/recall/f1 with ``num_samples``; ``metrics["test"]`` is None when
     ``test_size`` is 0. With an embedding, one embedder serves every model of the run (each text is
-    encoded once); ``seconds`` includes loading and running the encoder.
+    encoded once); ``seconds`` includes loading and running the encoder. ``cv_workers``: processes fitting the
+    "cv_grid" folds beside the final model (:class:`~tagifai.parallel.FoldPool`, same models; None:
+    ``TAGIFAI_CV_WORKERS``, default the CPUs this process may use).
     """
     from tagifai.evaluate import weighted_scores
 
@@ -162,11 +193,24 @@ def train(df: pd.DataFrame, args: TrainArgs | None = None) -> TrainResult:
     metrics: dict[str, dict[str, float] | None] = {"val": None, "test": None}
     embedder = make_embedder(args)
     if args.threshold_strategy == "cv_grid":
-        proba, classes = out_of_fold_proba(train_val, args, args.threshold_cv_folds, embedder)
+        state = oof_state(train_val, args, args.threshold_cv_folds)
+        # The out-of-fold models fit in worker processes forked here (before the encoder runs), while this
+        # process fits the final model: the same models as one after the other (tagifai/parallel.py).
+        with FoldPool(state, workers=cv_workers, max_items=len(state["folds"])) as pool:
+            fold_embedder = embedder
+            if embedder is not None and pool.parallel:
+                from tagifai.embeddings import KnownVectors
+                from tagifai.model import to_inputs
+
+                fold_embedder = KnownVectors.of(embedder, to_inputs(train_val)[1])
+            items = [(args, step, fold_embedder) for step in range(len(state["folds"]))]
+            parts = pool.ordered(oof_fold, items)
+            model = TagifaiModel(args, embedder=embedder).fit(train_val, train_val["label"])
+            proba, classes = assemble_oof(state, parts)
         truth = train_val["label"].astype(str).tolist()
         threshold, _ = choose_threshold(proba, truth, classes)
         metrics["val"] = weighted_scores(truth, apply_threshold(proba, classes, threshold).tolist())
-        model = TagifaiModel(args, threshold=threshold, embedder=embedder).fit(train_val, train_val["label"])
+        model.threshold = float(threshold)
     else:
         model = TagifaiModel(args, embedder=embedder).fit(splits.train, splits.train["label"])
         threshold = _select_threshold(model, splits.val, args)

@@ -137,13 +137,31 @@ def test_optimize_sample_rows_field_agrees_with_its_reader(monkeypatch, value):
         assert read == Settings.model_fields["optimize_sample_rows"].default == DEFAULT_SAMPLE_ROWS
 
 
+WORKERS_VALUES = ["auto", "AUTO", " auto ", "", "0", "1", "4", " 3 ", "+7", "1_0", "off", "None", "-1", "two", "1.5"]
+
+
+@pytest.mark.parametrize("value", [None, *WORKERS_VALUES])
+def test_cv_workers_field_agrees_with_its_reader(monkeypatch, value):
+    from tagifai.parallel import WORKERS_ENV, available_cpus, workers_setting
+
+    assert WORKERS_ENV == "TAGIFAI_CV_WORKERS"
+    field, read = _field(monkeypatch, "cv_workers", value), _reader(workers_setting)
+    assert isinstance(field, Exception) == isinstance(read, Exception), (value, field, read)
+    if not isinstance(read, Exception):
+        assert (available_cpus() if field == "auto" else max(1, int(field))) == read
+    if value is None:
+        from tagifai.config import Settings
+
+        assert Settings.model_fields["cv_workers"].default == "auto" and read == available_cpus()
+
+
 def test_environment_readers_do_not_import_the_settings():
     """The readers above stay free of pydantic (tagifai.embeddings is on the prediction path)."""
     import subprocess
     import sys
 
     code = (
-        "import sys, tagifai.embeddings, tagifai.validation.run; "
+        "import sys, tagifai.embeddings, tagifai.validation.run, tagifai.parallel; "
         "print(sorted(m for m in ('pydantic', 'pydantic_settings', 'tagifai.config') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -133,12 +133,23 @@ def test_optuna_never_sees_the_test_split(_labeled_projects, monkeypatch):
             seen.update(X["id"])
             return super().predict_proba(X)
 
+    handed: list = []  # what each pool's workers inherit (they fit in other processes: no spy there)
+
+    class SpyPool(optimize_mod.FoldPool):
+        def __init__(self, state, *args, **kwargs):
+            handed.append(state)
+            super().__init__(state, *args, **kwargs)
+
     monkeypatch.setattr(optimize_mod, "TagifaiModel", Spy)
+    monkeypatch.setattr(optimize_mod, "FoldPool", SpyPool)
     base = TrainArgs(seed=3)
-    optimize(_labeled_projects, num_trials=1, cv_folds=2, base_args=base, study_name="spy")
     test_ids = set(split(prepare(_labeled_projects), base.val_size, base.test_size, base.seed).test["id"])
+    optimize(_labeled_projects, num_trials=1, cv_folds=2, base_args=base, study_name="spy", cv_workers=1)
     assert seen and not seen & test_ids
     assert len(seen) == len(_labeled_projects) - len(test_ids)
+    optimize(_labeled_projects, num_trials=1, cv_folds=2, base_args=base, study_name="spy2", cv_workers=2)
+    pooled = set(handed[-1]["dev"]["id"])
+    assert pooled == seen and not pooled & test_ids
 
 
 def test_suggest_params_fixed_trial():

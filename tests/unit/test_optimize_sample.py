@@ -151,6 +151,7 @@ class _Spy(TagifaiModel):
 def spy(monkeypatch):
     _Spy.seen = set()
     monkeypatch.setattr(optimize_mod, "TagifaiModel", _Spy)
+    monkeypatch.setenv("TAGIFAI_CV_WORKERS", "1")  # the folds fit in this process, where the spy is
     return _Spy
 
 
