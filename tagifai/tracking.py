@@ -180,7 +180,7 @@ def _default_input_example():
     )
 
 
-def _pip_requirements(model: Any = None) -> list[str]:
+def pip_requirements(model: Any = None) -> list[str]:
     """Pins of what loading ``model`` needs; with a sentence embedding, onnxruntime and the model package too."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -283,7 +283,7 @@ def log_training(
                 serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
                 registered_model_name=registered_model_name,
                 input_example=input_example,
-                pip_requirements=_pip_requirements(model),
+                pip_requirements=pip_requirements(model),
             )
         finally:
             sk_logger.removeFilter(_PICKLE_WARNING)

@@ -197,6 +197,13 @@ def test_train_registers_the_model_and_writes_artifacts(chain):
     assert chain["model_uri"] == "models:/tagifai/1"
     assert outs["model"].metadata["model_uri"] == chain["model_uri"]
     assert (Path(outs["model"].path) / "MLmodel").exists()
+    # the artifact pins what the logged model pins (MLflow did not infer its own list)
+    from tagifai.model import TagifaiModel
+    from tagifai.tracking import pip_requirements
+    from tagifai.train import TrainArgs
+
+    pins = (Path(outs["model"].path) / "requirements.txt").read_text().split()
+    assert pins == pip_requirements(TagifaiModel(TrainArgs())) and any(p.startswith("onnxruntime==") for p in pins)
     m = outs["metrics"].metadata
     assert 0.8 < m["f1"] <= 1 and m["num_samples"] == len(pd.read_parquet(outs["test_data"].path))
     cm = outs["cm"].metadata["confusionMatrix"]

