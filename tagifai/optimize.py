@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -474,19 +475,36 @@ class Objective:
     pool: Any = None
 
     def embedder_for(self, args: TrainArgs) -> Any:
-        """The shared embedder of ``args.embedding`` (None without an embedding); with a parallel pool, the
-        :class:`~tagifai.embeddings.KnownVectors` of every ``dev`` text it encoded."""
+        """The shared embedder of ``args.embedding`` (None without an embedding), every ``dev`` text encoded; with
+        a parallel pool, the :class:`~tagifai.embeddings.KnownVectors` of them."""
         if args.embedding == "none":
             return None
         if args.embedding not in self.embedders:
-            embedder = make_embedder(args)
+            from tagifai.model import to_inputs
+
+            embedder, texts = make_embedder(args), to_inputs(self.dev)[1]
             if self.pool is not None and self.pool.parallel:
                 from tagifai.embeddings import KnownVectors
-                from tagifai.model import to_inputs
 
-                embedder = KnownVectors.of(embedder, to_inputs(self.dev)[1])
+                embedder = KnownVectors.of(embedder, texts)
+            else:
+                embedder.encode(texts)  # every text once, in the batches the workers' vectors come from
             self.embedders[args.embedding] = embedder
         return self.embedders[args.embedding]
+
+    def warm(self) -> threading.Thread:
+        """Start encoding ``dev`` for the base arguments' embedding in a thread (the first trial, the base
+        arguments, needs it); join the thread before the trials. The encoder releases the GIL, so it runs beside
+        the caller's imports and database set-up. A failure is left for the trial to meet (and raise) again."""
+
+        def encode() -> None:
+            with contextlib.suppress(Exception):
+                self.embedder_for(self.base_args)
+
+        needs = self.base_args.embedding != "none" and self.base_args.model != "complement_nb"
+        thread = threading.Thread(target=encode if needs else (lambda: None), name="tagifai-warm-encoder")
+        thread.start()
+        return thread
 
     def __call__(self, trial: Any) -> float:
         import optuna
@@ -684,6 +702,8 @@ def optimize(
         print(f"optimize: {search['description']}", flush=True)
     # The fold workers fork here, before this process opens the study's database, MLflow or the encoder.
     with FoldPool(fold_state(dev, folds), workers=cv_workers, max_items=len(folds)) as pool:
+        objective = Objective(dev, folds, base_args, families, study_name, pool=pool)
+        warming = objective.warm()  # the encoder runs while this thread opens the study and MLflow
         study = _load_study(storage, study_name, heartbeat_interval, pruner_startup_trials, pruner_warmup_steps)
         for key in ("search_rows", "dev_rows", "search_sample_seed", "search_sample_setting"):
             if study.user_attrs.get(key) != search[key]:
@@ -695,8 +715,8 @@ def optimize(
         if not study.get_trials(deepcopy=False) and _in_space(base_params, families):
             study.enqueue_trial(base_params)
 
-        tracker = tracker_for(tracking_uri, experiment_name, artifact_root)
-        objective = Objective(dev, folds, base_args, families, study_name, tracker, pool=pool)
+        objective.tracker = tracker = tracker_for(tracking_uri, experiment_name, artifact_root)
+        warming.join()
         remaining = max(0, num_trials - done)
         with tracker.run(f"optimize-{study_name}") if remaining else contextlib.nullcontext():
             if remaining:

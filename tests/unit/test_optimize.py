@@ -375,3 +375,29 @@ def test_objective_scores_the_folds_and_logs_to_its_tracker(_labeled_projects):
     assert tracker.calls[-1] == ("tags", {"state": "COMPLETE"})
     # Without a tracker, the same score and nothing logged anywhere.
     assert optimize_mod.Objective(dev, folds, base, ("linear_svc",), "unit")(optuna.trial.FixedTrial(params)) == value
+
+
+def test_warm_encodes_every_dev_text_in_a_thread_and_leaves_failures_to_the_trial(_labeled_projects, monkeypatch):
+    from tagifai.embeddings import DIM
+    from tagifai.model import to_inputs
+
+    base = TrainArgs()
+    dev, folds = optimize_mod.dev_folds(_labeled_projects, base, 3)
+    objective = optimize_mod.Objective(dev, folds, base, ("linear_svc",), "warm")
+    objective.warm().join()
+    embedder = objective.embedders["minilm"]
+    assert embedder.encode(to_inputs(dev)[1]).shape == (len(dev), DIM)
+
+    plain = optimize_mod.Objective(dev, folds, base.replace(embedding="none"), ("linear_svc",), "warm")
+    plain.warm().join()
+    assert not plain.embedders
+
+    def broken(args):
+        raise RuntimeError("no encoder here")
+
+    monkeypatch.setattr(optimize_mod, "make_embedder", broken)
+    failing = optimize_mod.Objective(dev, folds, base, ("linear_svc",), "warm")
+    failing.warm().join()  # nothing raised in the thread
+    assert not failing.embedders
+    with pytest.raises(RuntimeError, match="no encoder here"):
+        failing.embedder_for(base)
