@@ -53,7 +53,7 @@ from tagifai.data import split
 from tagifai.model import MODELS, TagifaiModel, TrainArgs, make_embedder
 from tagifai.parallel import FoldPool
 from tagifai.tracking import NullTracker, Tracker, tracker_for
-from tagifai.train import labeled_frame
+from tagifai.train import FIT_BYTES_PER_ROW, labeled_frame
 
 #: The setting of the search sample: the most train + validation rows the trials see (see
 #: :func:`sample_rows_setting`). The field ``optimize_sample_rows`` of :class:`tagifai.config.Settings`
@@ -701,7 +701,10 @@ def optimize(
         study_name = f"{study_name}-sample{limit}"
         print(f"optimize: {search['description']}", flush=True)
     # The fold workers fork here, before this process opens the study's database, MLflow or the encoder.
-    with FoldPool(fold_state(dev, folds), workers=cv_workers, max_items=len(folds)) as pool:
+    fold_rows = len(dev) - min(len(held) for _, held in folds)
+    with FoldPool(
+        fold_state(dev, folds), cv_workers, len(folds), bytes_per_worker=FIT_BYTES_PER_ROW * fold_rows
+    ) as pool:
         objective = Objective(dev, folds, base_args, families, study_name, pool=pool)
         warming = objective.warm()  # the encoder runs while this thread opens the study and MLflow
         study = _load_study(storage, study_name, heartbeat_interval, pruner_startup_trials, pruner_warmup_steps)

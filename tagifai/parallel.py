@@ -5,7 +5,10 @@ threshold fold: most of the optimize and train steps' time, one core busy while 
 own ``n_jobs`` does not help (liblinear is single-threaded; the TF-IDF counting holds the GIL), so
 :class:`FoldPool` runs the fold fits in forked worker processes, as many as the CPUs this process may use
 (:func:`available_cpus`: its CPU affinity, and the cgroup's CPU quota of a Kubernetes pod or a Docker
-``--cpus``), or :data:`WORKERS_ENV` says.
+``--cpus``), or :data:`WORKERS_ENV` says, and no more than the memory holds: each worker holds the matrices of the
+fold it fits, so a caller that estimates them (``bytes_per_worker``) gets only as many workers as
+:func:`memory_available` (a pod's memory limit, or the machine's) leaves room for; one, when the data is large
+for the limit, and then no worker at all.
 
 Same results: a fold's fit reads only its own rows and arguments (seeded), so it gives the same model in any
 process; :meth:`FoldPool.ordered` hands the results back in fold order, so a trial reports the same running
@@ -62,6 +65,33 @@ def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     return max(1, cpus)
 
 
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def memory_available(cgroup_root: Path = Path("/sys/fs/cgroup"), meminfo: Path = Path("/proc/meminfo")) -> int:
+    """Bytes this process's cgroup may still take (v2 ``memory.max - memory.current``, v1 ``limit_in_bytes -
+    usage_in_bytes``: a pod's or a container's memory limit), else the machine's ``MemAvailable``, whichever is less."""
+    room = []
+    for limit, usage in (
+        (cgroup_root / "memory.max", cgroup_root / "memory.current"),
+        (cgroup_root / "memory" / "memory.limit_in_bytes", cgroup_root / "memory" / "memory.usage_in_bytes"),
+    ):
+        cap, used = _read_int(limit), _read_int(usage)
+        if cap is not None and used is not None and cap < 1 << 60:  # "max" or v1's "unlimited" (about 2^63)
+            room.append(max(0, cap - used))
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                room.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return min(room) if room else 1 << 62
+
+
 def workers_setting(environ: dict[str, str] | None = None) -> int:
     """Worker processes from :data:`WORKERS_ENV`: "" or "auto": :func:`available_cpus`; "off"/"none": 1; a number
     >= 0 (0 means 1). Anything else is a ValueError naming the variable."""
@@ -103,13 +133,24 @@ def _call(function: Callable[[dict[str, Any], Any], Any], item: Any) -> Any:
 class FoldPool:
     """``with FoldPool(state, workers) as pool: pool.ordered(function, items)`` runs ``function(state, item)`` for
     each item in ``workers`` forked processes (module docstring); ``workers`` None: :func:`workers_setting`, capped
-    by ``max_items`` (no idle worker). One pool at a time per process. ``function`` must be a module-level function
-    (it is pickled by name); items and results must pickle."""
+    by ``max_items`` (no idle worker) and, when ``bytes_per_worker`` estimates what a worker adds while it works, by
+    the memory: as many workers as fit in :func:`memory_available` less ``reserve_bytes`` (what the caller itself
+    still needs meanwhile). One pool at a time per process. ``function`` must be a module-level function (it is
+    pickled by name); items and results must pickle."""
 
-    def __init__(self, state: dict[str, Any], workers: int | None = None, max_items: int | None = None):
+    def __init__(
+        self,
+        state: dict[str, Any],
+        workers: int | None = None,
+        max_items: int | None = None,
+        bytes_per_worker: int | None = None,
+        reserve_bytes: int = 0,
+    ):
         workers = workers_setting() if workers is None else max(1, int(workers))
         if max_items is not None:
             workers = min(workers, max(1, int(max_items)))
+        if bytes_per_worker and workers > 1:
+            workers = min(workers, max(1, (memory_available() - int(reserve_bytes)) // int(bytes_per_worker)))
         self.workers = workers if can_fork() else 1
         self.state = state
         self._executor: Any = None

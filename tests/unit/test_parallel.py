@@ -58,6 +58,33 @@ def test_workers_setting_accepts_auto_numbers_and_off_and_names_the_variable_oth
             workers_setting({WORKERS_ENV: bad})
 
 
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"memory.max": "1000000\n", "memory.current": "400000\n"}, 600_000),  # a pod's limit (cgroup v2)
+        ({"memory.max": "max\n", "memory.current": "400000\n"}, 8 << 30),  # no limit: the machine's
+        ({"memory/memory.limit_in_bytes": "3000000\n", "memory/memory.usage_in_bytes": "1000000\n"}, 2_000_000),
+        ({"memory/memory.limit_in_bytes": "9223372036854771712\n", "memory/memory.usage_in_bytes": "1\n"}, 8 << 30),
+        ({"memory.max": "1000\n", "memory.current": "5000\n"}, 0),  # over its limit: no room
+    ],
+)
+def test_memory_available_is_the_cgroup_room_or_the_machines(tmp_path, files, expected):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal: 16777216 kB\nMemAvailable: {8 << 20} kB\n")
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert parallel.memory_available(tmp_path, meminfo) == expected
+
+
+def test_workers_fit_in_the_memory(monkeypatch):
+    monkeypatch.setattr(parallel, "memory_available", lambda: 10_000)
+    assert FoldPool({}, workers=8, bytes_per_worker=3_000).workers == (3 if parallel.can_fork() else 1)
+    assert FoldPool({}, workers=8, bytes_per_worker=3_000, reserve_bytes=5_000).workers == 1
+    assert FoldPool({}, workers=8, bytes_per_worker=20_000).workers == 1  # large data for the room: none
+    assert FoldPool({}, workers=2).workers == (2 if parallel.can_fork() else 1)  # no estimate: the CPUs
+
+
 # --------------------------------------------------------------------------- the pool
 
 
@@ -168,3 +195,23 @@ def test_train_gives_the_same_model_with_two_workers(labeled_df):
     test = one.splits.test
     np.testing.assert_array_equal(one.model.predict_proba(test), two.model.predict_proba(test))
     assert type(two.model.embedder).__name__ == "SentenceEmbedder"  # the model keeps the real embedder
+
+
+def test_train_and_optimize_size_their_workers_to_the_memory(labeled_df, monkeypatch):
+    """With no memory to spare, both fit their folds in their own process (and still finish)."""
+    from tagifai import optimize as optimize_mod
+    from tagifai import train as train_mod
+
+    pools: list[FoldPool] = []
+
+    class Recorded(FoldPool):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr(parallel, "memory_available", lambda: 0)
+    monkeypatch.setattr(train_mod, "FoldPool", Recorded)
+    monkeypatch.setattr(optimize_mod, "FoldPool", Recorded)
+    train(labeled_df, TrainArgs(threshold_cv_folds=2), cv_workers=2)
+    optimize(labeled_df, num_trials=1, cv_folds=2, sample_rows=0, cv_workers=2)
+    assert [pool.workers for pool in pools] == [1, 1]
