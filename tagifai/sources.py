@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The raw tables and their columns: name -> (column -> kind). ``id`` is the primary key of each.
 SCHEMAS: dict[str, dict[str, str]] = {
@@ -60,6 +62,8 @@ def detect_format(uri: str, fmt: str | None = None) -> str:
 def read_raw(uri: str, fmt: str | None = None, *, name: str | None = None) -> pd.DataFrame:
     """Read a source as it is (no conformance). Errors name the source (``name``, default ``uri``: the source a
     local copy was made of)."""
+    import pandas as pd
+
     label = name or uri
     fmt = detect_format(uri, fmt)
     scheme = urlparse(uri).scheme if "://" in uri else ""
@@ -186,6 +190,8 @@ def _rows_text(first: list[int], total: int) -> str:
 
 def conform(df: pd.DataFrame, table: str, uri: str = "<dataframe>") -> pd.DataFrame:
     """Check and type a raw dataframe against ``SCHEMAS[table]``; returns only the schema's columns."""
+    import pandas as pd
+
     if table not in SCHEMAS:
         raise SourceError(f"{uri}: unknown table {table!r}; expected one of {', '.join(SCHEMAS)}")
     schema = SCHEMAS[table]
@@ -217,6 +223,8 @@ def _check_columns(table: str, found: list[str], uri: str) -> None:
 def conform_column(values: pd.Series, col: str, kind: str, uri: str = "<dataframe>") -> pd.Series:
     """One column of a raw table typed as its ``kind`` (int, timestamp, string), or a :class:`SourceError` naming
     the data rows (1-based: ``values`` indexed 0..n-1 in the source's order) and sample values that are not."""
+    import pandas as pd
+
     if kind == "int":
         nulls = values.isna()
         if nulls.any():
@@ -460,6 +468,8 @@ def load_labeled_projects(data_dir: str | Path) -> pd.DataFrame:
     """``projects.csv`` joined one-to-one with ``tags.csv`` on id from a local folder (the layout of
     data/madewithml), ``created_on`` parsed, ordered by id. For benchmarks and tests that
     start from the files rather than the warehouse; pipelines go through sync and the dbt model."""
+    import pandas as pd
+
     data_dir = Path(data_dir)
     projects = pd.read_csv(data_dir / "projects.csv")
     tags = pd.read_csv(data_dir / "tags.csv")

@@ -234,3 +234,19 @@ def test_a_writer_holding_the_file_is_waited_for(warehouse):
         assert result.rows_after == 764 and time.perf_counter() - start > 0.4
     finally:
         holder.wait(timeout=30)
+
+
+def test_fingerprint_and_the_duckdb_sync_run_without_pandas(tmp_path):
+    """The fingerprint and sync tasks start without pandas (0.6 s of a task's start): the DuckDB path reads,
+    checks and merges the source in DuckDB."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from tagifai.sources import fingerprint; from tagifai.sync import sync; "
+        f"fingerprint({str(DATA / 'projects.csv')!r}); "
+        f"r = sync({str(DATA / 'projects.csv')!r}, 'projects', 'duckdb:///{tmp_path}/w.duckdb', Path({str(tmp_path)!r})); "
+        "print(r.rows_after, 'pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-2:] == ["764", "False"]
