@@ -244,8 +244,8 @@ def test_fingerprint_and_the_duckdb_sync_run_without_pandas(tmp_path):
 
     code = (
         "import sys; from pathlib import Path; from tagifai.sources import fingerprint; from tagifai.sync import sync; "
-        f"fingerprint({str(DATA / 'projects.csv')!r}); "
-        f"r = sync({str(DATA / 'projects.csv')!r}, 'projects', 'duckdb:///{tmp_path}/w.duckdb', Path({str(tmp_path)!r})); "
+        f"source = {str(DATA / 'projects.csv')!r}; fingerprint(source); "
+        f"r = sync(source, 'projects', 'duckdb:///{tmp_path}/w.duckdb', Path({str(tmp_path)!r})); "
         "print(r.rows_after, 'pandas' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
