@@ -625,6 +625,16 @@ class KnownVectors:
         return self.vectors[rows] if rows else np.zeros((0, DIM), dtype=np.float32)
 
 
+def for_folds(embedder: SentenceEmbedder, texts: Sequence[str], workers: bool) -> SentenceEmbedder | KnownVectors:
+    """The embedder the fold fits of ``texts`` use, every text encoded now, once and in one run (so the fits see
+    the same vectors wherever they run): ``embedder`` itself (its memo holds them) for fits in this process, or the
+    :class:`KnownVectors` of them for fits in worker processes (``workers``)."""
+    if workers:
+        return KnownVectors.of(embedder, texts)
+    embedder.encode(texts)
+    return embedder
+
+
 def available() -> bool:
     """True when onnxruntime, tokenizers and the model package are importable (the file is not checked)."""
     import importlib.util

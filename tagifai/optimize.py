@@ -53,7 +53,7 @@ from tagifai.data import split
 from tagifai.model import MODELS, TagifaiModel, TrainArgs, make_embedder
 from tagifai.parallel import FoldPool
 from tagifai.tracking import NullTracker, Tracker, tracker_for
-from tagifai.train import FIT_BYTES_PER_ROW, labeled_frame
+from tagifai.train import fold_fit_bytes, labeled_frame
 
 #: The setting of the search sample: the most train + validation rows the trials see (see
 #: :func:`sample_rows_setting`). The field ``optimize_sample_rows`` of :class:`tagifai.config.Settings`
@@ -480,16 +480,11 @@ class Objective:
         if args.embedding == "none":
             return None
         if args.embedding not in self.embedders:
+            from tagifai.embeddings import for_folds
             from tagifai.model import to_inputs
 
-            embedder, texts = make_embedder(args), to_inputs(self.dev)[1]
-            if self.pool is not None and self.pool.parallel:
-                from tagifai.embeddings import KnownVectors
-
-                embedder = KnownVectors.of(embedder, texts)
-            else:
-                embedder.encode(texts)  # every text once, in the batches the workers' vectors come from
-            self.embedders[args.embedding] = embedder
+            workers = self.pool is not None and self.pool.parallel
+            self.embedders[args.embedding] = for_folds(make_embedder(args), to_inputs(self.dev)[1], workers)
         return self.embedders[args.embedding]
 
     def warm(self) -> threading.Thread:
@@ -498,11 +493,11 @@ class Objective:
         the caller's imports and database set-up. A failure is left for the trial to meet (and raise) again."""
 
         def encode() -> None:
-            with contextlib.suppress(Exception):
-                self.embedder_for(self.base_args)
+            if self.base_args.embedding != "none" and self.base_args.model != "complement_nb":
+                with contextlib.suppress(Exception):
+                    self.embedder_for(self.base_args)
 
-        needs = self.base_args.embedding != "none" and self.base_args.model != "complement_nb"
-        thread = threading.Thread(target=encode if needs else (lambda: None), name="tagifai-warm-encoder")
+        thread = threading.Thread(target=encode, name="tagifai-warm-encoder")
         thread.start()
         return thread
 
@@ -701,10 +696,7 @@ def optimize(
         study_name = f"{study_name}-sample{limit}"
         print(f"optimize: {search['description']}", flush=True)
     # The fold workers fork here, before this process opens the study's database, MLflow or the encoder.
-    fold_rows = len(dev) - min(len(held) for _, held in folds)
-    with FoldPool(
-        fold_state(dev, folds), cv_workers, len(folds), bytes_per_worker=FIT_BYTES_PER_ROW * fold_rows
-    ) as pool:
+    with FoldPool(fold_state(dev, folds), cv_workers, len(folds), bytes_per_worker=fold_fit_bytes(folds)) as pool:
         objective = Objective(dev, folds, base_args, families, study_name, pool=pool)
         warming = objective.warm()  # the encoder runs while this thread opens the study and MLflow
         study = _load_study(storage, study_name, heartbeat_interval, pruner_startup_trials, pruner_warmup_steps)

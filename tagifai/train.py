@@ -35,7 +35,6 @@ __all__ = [
     "TrainResult",
     "choose_threshold",
     "labeled_frame",
-    "out_of_fold_proba",
     "quantile_threshold",
     "train",
 ]
@@ -125,18 +124,9 @@ def _select_threshold(model: TagifaiModel, val: pd.DataFrame, args: TrainArgs) -
 FIT_BYTES_PER_ROW = 48 * 1024
 
 
-def out_of_fold_proba(
-    frame: pd.DataFrame, args: TrainArgs, folds: int, embedder: Any = None, pool: Any = None
-) -> tuple[np.ndarray, list[str]]:
-    """Probabilities of each row of ``frame`` from a model fitted on the other stratified folds.
-
-    ``pool``: a :class:`~tagifai.parallel.FoldPool` opened over :func:`oof_state` of ``frame`` and ``folds``
-    fits the folds in its workers (``embedder`` should then be :class:`~tagifai.embeddings.KnownVectors`);
-    None fits them here. The probabilities are the same either way."""
-    state = oof_state(frame, args, folds)
-    items = [(args, step, embedder) for step in range(len(state["folds"]))]
-    parts = pool.ordered(oof_fold, items) if pool is not None else (oof_fold(state, item) for item in items)
-    return assemble_oof(state, parts)
+def fold_fit_bytes(folds: list[tuple[Any, Any]]) -> int:
+    """What one fold's fit adds to a process (:data:`FIT_BYTES_PER_ROW` times the most training rows of a fold)."""
+    return FIT_BYTES_PER_ROW * max(len(train_idx) for train_idx, _ in folds)
 
 
 def oof_state(frame: pd.DataFrame, args: TrainArgs, folds: int) -> dict[str, Any]:
@@ -202,20 +192,19 @@ def train(df: pd.DataFrame, args: TrainArgs | None = None, cv_workers: int | Non
         state = oof_state(train_val, args, args.threshold_cv_folds)
         # The out-of-fold models fit in worker processes forked here (before the encoder runs), while this
         # process fits the final model: the same models as one after the other (tagifai/parallel.py).
-        fold_rows = len(train_val) - min(len(held) for _, held in state["folds"])
         with FoldPool(
             state,
             workers=cv_workers,
             max_items=len(state["folds"]),
-            bytes_per_worker=FIT_BYTES_PER_ROW * fold_rows,
+            bytes_per_worker=fold_fit_bytes(state["folds"]),
             reserve_bytes=FIT_BYTES_PER_ROW * len(train_val),  # this process's final fit, meanwhile
         ) as pool:
             fold_embedder = embedder
-            if embedder is not None and pool.parallel:
-                from tagifai.embeddings import KnownVectors
+            if embedder is not None:
+                from tagifai.embeddings import for_folds
                 from tagifai.model import to_inputs
 
-                fold_embedder = KnownVectors.of(embedder, to_inputs(train_val)[1])
+                fold_embedder = for_folds(embedder, to_inputs(train_val)[1], pool.parallel)
             items = [(args, step, fold_embedder) for step in range(len(state["folds"]))]
             parts = pool.ordered(oof_fold, items)
             model = TagifaiModel(args, embedder=embedder).fit(train_val, train_val["label"])

@@ -165,6 +165,17 @@ def test_known_vectors_answer_what_they_were_given_and_pickle():
         KnownVectors(["a", "b"], vectors)
 
 
+def test_for_folds_encodes_every_text_once_for_here_or_for_workers():
+    from tagifai.embeddings import SentenceEmbedder, for_folds
+
+    texts = ["a graph network", "a vision model", "a graph network"]
+    here = SentenceEmbedder(store=None)
+    assert for_folds(here, texts, workers=False) is here
+    workers = for_folds(SentenceEmbedder(store=None), texts, workers=True)
+    assert isinstance(workers, KnownVectors) and len(workers.rows) == 2
+    np.testing.assert_array_equal(workers.encode(texts), here.encode(texts))
+
+
 # --------------------------------------------------------------------------- the same results
 
 
