@@ -35,6 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+#: The Made With ML files (projects.csv, tags.csv) the benchmarks run on: ``$DATA_DIR``, else the vendored copy.
+DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 GIB = 1024**3
 MIB = 1024**2
 

@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    ROOT,
+    DATA_DIR,
     anonymised,
     benchmark_command,
     gib,
@@ -37,7 +37,6 @@ from common import (  # noqa: E402
 )
 
 GOAL_SECONDS = 35.0
-DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 
 
 def one_run(work: Path, index: int, num_trials: int) -> dict[str, Any]:

@@ -44,11 +44,10 @@ if str(ROOT) not in sys.path:
 
 import pandas as pd  # noqa: E402
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import DATA_DIR, machine  # noqa: E402
 from tagifai import embeddings  # noqa: E402
 from tagifai.train import TrainArgs  # noqa: E402
 
-DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 DEFAULT_ESTIMATE_SEEDS = 20
 

@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import (  # noqa: E402
+    DATA_DIR,
     anonymised,
     benchmark_command,
     gib,
@@ -51,7 +52,6 @@ from benchmarks.common import (  # noqa: E402
     tagifai_env,
 )
 
-DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 GOAL_RATIO = 1.5
 PIPELINES = ("dataops", "continual")
 SEED = 42

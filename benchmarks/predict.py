@@ -61,6 +61,7 @@ import pandas as pd  # noqa: E402
 
 from benchmarks import synth  # noqa: E402
 from benchmarks.common import (  # noqa: E402
+    DATA_DIR,
     benchmark_command,
     machine,
     machine_line,
@@ -72,7 +73,6 @@ from benchmarks.common import (  # noqa: E402
     write_results,
 )
 
-DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 #: What ``tagifai predict`` imports through MLflow (the path before the serving copy, and its fallback): MLflow and
 #: its SQL store to find the champion, scikit-learn to unpickle the model.
 IMPORTS = (

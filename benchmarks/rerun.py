@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import (  # noqa: E402
+    DATA_DIR,
     anonymised,
     benchmark_command,
     machine,
@@ -39,12 +40,11 @@ from benchmarks.common import (  # noqa: E402
     write_results,
 )
 
-DATA = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 GOAL = 0.25
 
 
 def _run(home: Path, num_trials: int, *extra: str) -> dict[str, Any]:
-    argv = [*tagifai_command(), "run", "continual", "--home", str(home), "--data-dir", str(DATA)]
+    argv = [*tagifai_command(), "run", "continual", "--home", str(home), "--data-dir", str(DATA_DIR)]
     argv += ["--num-trials", str(num_trials), "--quiet", *extra]
     env = tagifai_env(TAGIFAI_HOME=str(home))  # the embedding store follows the state folder
     start = time.perf_counter()

@@ -40,9 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, summary, tagifai_command, time_process  # noqa: E402
+from benchmarks.common import DATA_DIR, machine, summary, tagifai_command, time_process  # noqa: E402
 
-DATA_DIR = Path(os.environ.get("DATA_DIR") or ROOT / "data" / "madewithml")
 GOAL_SECONDS = 5.0
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from _bench import machine as bench_machine
+
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("tagifai_continual_benchmark", ROOT / "benchmarks" / "continual.py")
 bench = importlib.util.module_from_spec(_spec)
@@ -32,17 +34,7 @@ def _run(wall: float, optimize: float) -> dict:
 
 
 def _report(*walls: float) -> dict:
-    machine = {
-        "cpus": 2,
-        "cpu_model": "cpu",
-        "simd_flags": [],
-        "memory_bytes": 0,
-        "python": "3.11",
-        "commit": "abc",
-        "date": "2026-12-03",
-        "load_start": 1.0,
-        "load_end": 1.5,
-    }
+    machine = bench_machine()
     return {
         "machine": machine,
         "command": "python benchmarks/continual.py",

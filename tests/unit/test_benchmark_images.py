@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from _bench import machine as bench_machine
+
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("tagifai_images_benchmark", ROOT / "benchmarks" / "images.py")
 bench = importlib.util.module_from_spec(_spec)
@@ -31,17 +33,7 @@ def _report() -> dict:
         _image("evaluate", 598, 38, 3.0, 19),
     ]
     again = [{**i, "seconds": 0.2, "cached": i["steps"]} for i in images]
-    machine = {
-        "cpus": 2,
-        "cpu_model": "cpu",
-        "simd_flags": [],
-        "memory_bytes": 0,
-        "python": "3.11",
-        "commit": "abc",
-        "date": "2026-12-03",
-        "load_start": 1.0,
-        "load_end": 1.5,
-    }
+    machine = bench_machine()
     runs = [
         {"name": "as is", "wall_seconds": 70.0, "base_image": "b", "images": images},
         {"name": "unchanged", "wall_seconds": 4.0, "base_image": "b", "images": again},

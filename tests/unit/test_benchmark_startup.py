@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from _bench import machine as bench_machine
+
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("tagifai_startup_benchmark", ROOT / "benchmarks" / "startup.py")
 bench = importlib.util.module_from_spec(_spec)
@@ -32,17 +34,7 @@ def test_every_real_component_is_found():
 def test_the_page_sorts_by_cold_start():
     row = {"kfp_executor": 0.5, "step_imports": 0.1, "exit": 0.05, "modules": ["tagifai.config"]}
     report = {
-        "machine": {
-            "cpus": 2,
-            "cpu_model": "c",
-            "simd_flags": [],
-            "memory_bytes": 0,
-            "python": "3.11",
-            "commit": "x",
-            "date": "2026-12-03",
-            "load_start": 0.5,
-            "load_end": 0.6,
-        },
+        "machine": bench_machine(cpu_model="c", commit="x", load_start=0.5, load_end=0.6),
         "runs": 3,
         "bare_python": 0.03,
         "command": "python benchmarks/startup.py",
