@@ -18,9 +18,11 @@ dbt is imported inside the functions: importing it takes about 4 s.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +41,8 @@ _SKIPPED = {"skipped"}
 _WARNED = {"warn"}
 _BAD = _FAILED | _ERRORED
 
+#: dbt's saved parse in its target folder (dbt.parser.manifest.PARTIAL_PARSE_FILE_NAME).
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 #: Commands that need the warehouse's tables.
 _WAREHOUSE_COMMANDS = {"build", "run", "test", "seed", "snapshot", "compile", "show", "source", "retry"}
 
@@ -169,7 +173,8 @@ def run_dbt(
     (``TAGIFAI_DUCKDB_PATH``; ``TAGIFAI_BQ_PROJECT`` and ``TAGIFAI_BQ_DATASET``); the environment is
     restored afterwards.
     Writes: the models' tables and views in the warehouse; dbt's target/ and logs/ under
-    ``state_dir/<target>`` (default ``settings.home / "dbt"``), which also keeps the partial-parse state.
+    ``state_dir/<target>`` (default ``settings.home / "dbt"``), which also keeps the partial-parse state; a
+    state folder without one starts from the last parse of the project (:func:`parse_seed`).
     Never raises for failing models or tests, nor for dbt errors: the report says what happened
     (call :meth:`DbtReport.raise_for_failures`). Raises ``WarehouseError`` for a malformed URI.
     """
@@ -204,7 +209,66 @@ def run_dbt(
         args += ["--select", *select]
     if vars:
         args += ["--vars", json.dumps(vars, sort_keys=True)]
-    return _invoke(args, command, warehouse, state_root / "logs")
+    saved, seed = state_root / "target" / PARTIAL_PARSE_FILE, parse_seed(project_dir, target)
+    if not saved.is_file():
+        _copy_whole(seed, saved)  # dbt checks it is this project's parse, else parses it all
+    report = _invoke(args, command, warehouse, state_root / "logs")
+    if saved.is_file() and not (seed.is_file() and seed.stat().st_mtime >= saved.stat().st_mtime):
+        _copy_whole(saved, seed)
+    return report
+
+
+def parse_seed(project_dir: Path, target: str) -> Path:
+    """Where the last parse of the dbt project ``project_dir`` for ``target`` is kept for new state folders.
+
+    A state folder's first ``dbt`` run would parse the whole project (about 4 s: every fresh ``--home``,
+    every pod of a cluster run); :func:`run_dbt` gives it the last parse made on this machine (or baked into
+    the transform image, images/step.Dockerfile) instead, and dbt's own checks decide what it may reuse:
+    the dbt version, the profile's values (a DuckDB profile names only the file, :meth:`Warehouse.dbt_workdir`),
+    the variables, ``dbt_project.yml`` and each file's checksum; anything else changed is parsed again.
+    ``$XDG_CACHE_HOME/tagifai/dbt-parse/`` (default ``~/.cache``), one file per project folder and target.
+    """
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(str(Path(project_dir).resolve()).encode()).hexdigest()[:12]
+    return root / "tagifai" / "dbt-parse" / f"{target}-{key}.msgpack"
+
+
+def keep_parse(warehouse_uri: str | None = None, project_dir: Path | None = None, target: str | None = None) -> Path:
+    """Parse the dbt project for the state folders to come and keep it at :func:`parse_seed`; its path.
+
+    The transform image runs this when it is built (images/step.Dockerfile), so a pod's first ``dbt build``
+    does not parse the whole project. Needs no warehouse: ``dbt parse`` opens none (the profile's values,
+    the file's name included, come from ``warehouse_uri``, default ``settings.warehouse``). Raises
+    :class:`TransformError` when dbt cannot parse the project.
+    """
+    import tempfile
+
+    from tagifai.config import get_settings
+
+    settings = get_settings() if warehouse_uri is None or project_dir is None else None
+    warehouse = parse_warehouse(warehouse_uri or settings.warehouse)
+    project_dir = Path(project_dir or settings.dbt_project_dir)
+    target = target or warehouse.dbt_target
+    with tempfile.TemporaryDirectory() as state:
+        run_dbt("parse", warehouse.uri, project_dir, target, Path(state)).raise_for_failures()
+    seed = parse_seed(project_dir, target)
+    if not seed.is_file():
+        raise TransformError(f"dbt parsed {project_dir} but its parse could not be kept at {seed}")
+    return seed
+
+
+def _copy_whole(source: Path, dest: Path) -> None:
+    """Copy a kept parse (whole or not at all); nothing when there is none or the folder cannot be written
+    (a read-only cache in a pod: the run parses, as it would without one)."""
+    try:
+        if not source.is_file():
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    except OSError:
+        pass
 
 
 def generate_docs(
@@ -222,8 +286,6 @@ def generate_docs(
     ``settings.home / "dbt-docs" / "index.html"``). Raises :class:`TransformError` when the warehouse does
     not exist or dbt fails.
     """
-    import shutil
-
     from tagifai.config import get_settings
 
     settings = get_settings() if None in (warehouse_uri, state_dir, output) else None
@@ -248,7 +310,7 @@ def generate_docs(
 def _invoke(args: list[str], command: str, warehouse: Warehouse, log_dir: Path) -> DbtReport:
     """Run dbt's programmatic runner with the warehouse's profile variables; its outcome as a report."""
     started = time.perf_counter()
-    with _environ(warehouse.dbt_env()):
+    with _environ(warehouse.dbt_env()), _workdir(warehouse.dbt_workdir()):
         from dbt.cli.main import dbtRunner
 
         try:
@@ -271,6 +333,21 @@ def _invoke(args: list[str], command: str, warehouse: Warehouse, log_dir: Path) 
 
 
 # --------------------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _workdir(folder: Path | None) -> Iterator[None]:
+    """Run the block in ``folder`` and come back afterwards; where we are when it is None or not there yet
+    (``dbt parse`` before the first sync: dbt opens no warehouse for it)."""
+    if folder is None or not Path(folder).is_dir():
+        yield
+        return
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 @contextmanager

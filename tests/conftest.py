@@ -21,6 +21,19 @@ def load_labeled_projects(data_dir: Path = DATA_DIR) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _own_cache_folder(tmp_path_factory):
+    """A cache folder of the test session's own (``XDG_CACHE_HOME``; dbt's kept parse,
+    tagifai.transform.parse_seed), so no test starts from what another session or a user's run left."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _shared_embedding_memo():
     """Encode each text once per test session (the sentence embedding of the default model costs
     seconds per training run; tests train dozens of models on the same texts). Benchmarks and the

@@ -147,6 +147,13 @@ class Warehouse(ABC):
     def dbt_env(self) -> dict[str, str]:
         """The environment variables dbt_transforms/profiles.yml reads for :attr:`dbt_target`."""
 
+    def dbt_workdir(self) -> Path | None:
+        """The folder dbt runs in, for a profile that names its warehouse relative to it (None: anywhere).
+
+        dbt keys its saved parse on the profile's values; a profile that holds no per-run path lets a new
+        state folder start from an earlier parse (:func:`tagifai.transform.run_dbt`)."""
+        return None
+
     def release(self) -> None:
         """Free what an in-process client (dbt's adapter) may keep open on the warehouse."""
 

@@ -155,3 +155,12 @@ def test_state_reached_the_steps_as_on_a_cluster(docker_run):
     assert json.loads(value)["run_key"] == summary["run_key"]
     # the model's files went through the server's artifact store (mlflow-artifacts:), into the state folder
     assert any((home / "mlartifacts").rglob("MLmodel"))
+
+
+def test_transform_started_from_the_parse_kept_in_its_image(docker_run):
+    """The transform image was built with dbt's parse of the project (images/step.Dockerfile): a run's new
+    state folder reuses it rather than parsing the whole project again."""
+    home, _, _ = docker_run
+    log = (home / "dbt" / "local" / "logs" / "dbt.log").read_text().lower()
+    assert "command `cli build` succeeded" in log
+    assert "full parse" not in log and "unable to do partial parsing" not in log

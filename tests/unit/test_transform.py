@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from tagifai.config import PACKAGE_ROOT
-from tagifai.transform import DbtReport, TransformError, run_dbt
+from tagifai.transform import DbtReport, TransformError, keep_parse, parse_seed, run_dbt
 
 DATA = PACKAGE_ROOT / "data" / "madewithml"
 DBT_PROJECT = PACKAGE_ROOT / "dbt_transforms"
@@ -183,6 +183,50 @@ def test_second_build_is_idempotent_and_partially_parsed(warehouse, state_dir):
     assert "Nothing changed, skipping partial parsing" in this_run
     assert "full parse" not in this_run.lower()
     assert (state_dir / "local" / "target" / "partial_parse.msgpack").exists()
+
+
+def test_a_new_state_folder_starts_from_the_last_parse(warehouse, tmp_path, monkeypatch):
+    """The first build of a state folder reuses the project's parse an earlier state folder kept, whatever
+    the warehouse's path (the profile names only its file); a seed dbt cannot use means a full parse."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    seed = parse_seed(DBT_PROJECT, "local")
+    assert seed == tmp_path / "cache" / "tagifai" / "dbt-parse" / seed.name and not seed.exists()
+    copies = []
+    for name in ("one", "two", "three"):
+        (tmp_path / name).mkdir()
+        copies.append(tmp_path / name / "warehouse.duckdb")
+        shutil.copyfile(warehouse["path"], copies[-1])
+
+    def build(path: Path, state: str) -> str:
+        report = run_dbt("build", f"duckdb:///{path}", project_dir=DBT_PROJECT, state_dir=tmp_path / state)
+        assert report.success, report.to_markdown()
+        assert len(labeled(path)) == 764
+        return (tmp_path / state / "local" / "logs" / "dbt.log").read_text().lower()
+
+    assert "full parse" in build(copies[0], "state-one")
+    assert seed.is_file()
+    cwd = os.getcwd()
+    log = build(copies[1], "state-two")
+    assert os.getcwd() == cwd
+    assert "full parse" not in log and "unable to do partial parsing" not in log
+    assert (tmp_path / "state-two" / "local" / "target" / "partial_parse.msgpack").is_file()
+    seed.write_bytes(b"not a dbt manifest")
+    assert "failed to load parsed file" in build(copies[2], "state-three")  # then parsed it all
+    assert seed.read_bytes() != b"not a dbt manifest"  # the new parse is kept
+
+
+def test_keep_parse_needs_no_warehouse_and_serves_the_next_build(warehouse, tmp_path, monkeypatch):
+    """What the transform image runs when it is built: a parse kept for later state folders."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    nowhere = tmp_path / "not-yet" / "warehouse.duckdb"
+    seed = keep_parse(f"duckdb:///{nowhere}", DBT_PROJECT)
+    assert seed == parse_seed(DBT_PROJECT, "local") and seed.is_file()
+    assert not nowhere.parent.exists()  # dbt parse opened no warehouse
+    (tmp_path / "later").mkdir()
+    shutil.copyfile(warehouse["path"], tmp_path / "later" / "warehouse.duckdb")
+    report = run_dbt("build", f"duckdb:///{tmp_path / 'later' / 'warehouse.duckdb'}", DBT_PROJECT, None, tmp_path / "s")
+    assert report.success, report.to_markdown()
+    assert "full parse" not in (tmp_path / "s" / "local" / "logs" / "dbt.log").read_text().lower()
 
 
 def test_env_is_restored(warehouse, state_dir, monkeypatch):

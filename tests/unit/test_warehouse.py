@@ -53,7 +53,8 @@ def test_duckdb_reads_counts_and_names_tables(duck):
     assert duck.table_columns("raw.tags") == ["id", "tag"]
     with pytest.raises(WarehouseError, match="table raw.nope not found"):
         duck.read_table("raw.nope")
-    assert duck.dbt_env() == {"TAGIFAI_DUCKDB_PATH": str(duck.path)}
+    assert duck.dbt_env() == {"TAGIFAI_DUCKDB_PATH": duck.path.name}  # opened in dbt_workdir
+    assert duck.dbt_workdir() == duck.path.parent
     assert duck.dlt_write_disposition() == "merge"
 
 
