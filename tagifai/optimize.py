@@ -52,6 +52,7 @@ import pandas as pd
 from tagifai.data import split
 from tagifai.model import MODELS, TagifaiModel, TrainArgs, make_embedder
 from tagifai.parallel import FoldPool
+from tagifai.seeds import sqlite_from_template
 from tagifai.tracking import NullTracker, Tracker, tracker_for
 from tagifai.train import fold_fit_bytes, labeled_frame
 
@@ -286,6 +287,8 @@ def _storage(storage: str | Any | None, heartbeat_interval: int | None):
         path = storage[len("sqlite:///") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # a new storage's tables copied from an empty one of this Optuna version (about 1 s less)
+            sqlite_from_template(storage, "optuna", optuna.__version__, _create_optuna_tables)
         engine_kwargs["connect_args"] = {"timeout": 60}
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs}
     if heartbeat_interval:
@@ -295,6 +298,13 @@ def _storage(storage: str | Any | None, heartbeat_interval: int | None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
         return optuna.storages.RDBStorage(storage, **kwargs)
+
+
+def _create_optuna_tables(url: str) -> None:
+    """Optuna's tables and schema version in a new database, as RDBStorage makes them (no study)."""
+    import optuna
+
+    optuna.storages.RDBStorage(url).engine.dispose()
 
 
 def search_facts(dev: pd.DataFrame, dev_total: int, limit: int, seed: int) -> dict[str, Any]:

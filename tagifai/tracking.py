@@ -118,10 +118,29 @@ def configure(
 
 
 def _ensure_sqlite_dir(tracking_uri: str) -> None:
+    """A local SQLite store's folder, and a new store's tables copied from an empty one of this MLflow
+    version (:func:`tagifai.seeds.sqlite_from_template`: MLflow's schema migrations take about 2 s)."""
     if tracking_uri.startswith("sqlite:///"):
         path = Path(tracking_uri[len("sqlite:///") :])
         if str(path) not in ("", ":memory:"):
             path.parent.mkdir(parents=True, exist_ok=True)
+            import mlflow
+
+            from tagifai.seeds import sqlite_from_template
+
+            sqlite_from_template(tracking_uri, "mlflow", mlflow.__version__, _create_mlflow_tables)
+
+
+def _create_mlflow_tables(url: str) -> None:
+    """MLflow's tables at the latest schema, as its SQL store creates them in a new database, and nothing
+    else: the default experiment, whose artifact location is the store's, is made by the store that opens it."""
+    from mlflow.store.db.utils import _initialize_tables, create_sqlalchemy_engine
+
+    engine = create_sqlalchemy_engine(url)
+    try:
+        _initialize_tables(engine)
+    finally:
+        engine.dispose()
 
 
 def _ensure_configured(tracking_uri: str | None, experiment_name: str | None, artifact_root: str | Path | None) -> str:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tagifai.seeds import cache_folder, copy_whole
 from tagifai.warehouse import Warehouse, parse_warehouse
 
 #: Node statuses of dbt results, grouped: run results say success/error/skipped, test results
@@ -211,10 +212,10 @@ def run_dbt(
         args += ["--vars", json.dumps(vars, sort_keys=True)]
     saved, seed = state_root / "target" / PARTIAL_PARSE_FILE, parse_seed(project_dir, target)
     if not saved.is_file():
-        _copy_whole(seed, saved)  # dbt checks it is this project's parse, else parses it all
+        copy_whole(seed, saved)  # dbt checks it is this project's parse, else parses it all
     report = _invoke(args, command, warehouse, state_root / "logs")
     if saved.is_file() and not (seed.is_file() and seed.stat().st_mtime >= saved.stat().st_mtime):
-        _copy_whole(saved, seed)
+        copy_whole(saved, seed)
     return report
 
 
@@ -226,11 +227,10 @@ def parse_seed(project_dir: Path, target: str) -> Path:
     the transform image, images/step.Dockerfile) instead, and dbt's own checks decide what it may reuse:
     the dbt version, the profile's values (a DuckDB profile names only the file, :meth:`Warehouse.dbt_workdir`),
     the variables, ``dbt_project.yml`` and each file's checksum; anything else changed is parsed again.
-    ``$XDG_CACHE_HOME/tagifai/dbt-parse/`` (default ``~/.cache``), one file per project folder and target.
+    ``<cache>/dbt-parse/`` (:func:`tagifai.seeds.cache_folder`), one file per project folder and target.
     """
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     key = hashlib.sha256(str(Path(project_dir).resolve()).encode()).hexdigest()[:12]
-    return root / "tagifai" / "dbt-parse" / f"{target}-{key}.msgpack"
+    return cache_folder() / "dbt-parse" / f"{target}-{key}.msgpack"
 
 
 def keep_parse(warehouse_uri: str | None = None, project_dir: Path | None = None, target: str | None = None) -> Path:
@@ -255,20 +255,6 @@ def keep_parse(warehouse_uri: str | None = None, project_dir: Path | None = None
     if not seed.is_file():
         raise TransformError(f"dbt parsed {project_dir} but its parse could not be kept at {seed}")
     return seed
-
-
-def _copy_whole(source: Path, dest: Path) -> None:
-    """Copy a kept parse (whole or not at all); nothing when there is none or the folder cannot be written
-    (a read-only cache in a pod: the run parses, as it would without one)."""
-    try:
-        if not source.is_file():
-            return
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
-    except OSError:
-        pass
 
 
 def generate_docs(
