@@ -43,7 +43,7 @@ def optimize(
     with ``chosen``: which trial and why) and ``metrics`` (best_val_f1 of the chosen trial,
     best_trial_val_f1, kept_base_args, trials complete/pruned), ``plots`` (HTML: Optuna's optimisation
     history and parameter importances of the study, a note instead of the importances below 2 completed
-    trials) and ``profile`` (HTML: rows per tag and text lengths of ``dataset``); the KFP and Vertex UIs
+    trials; metadata ``trials``: the study's trials by state) and ``profile`` (HTML: rows per tag and text lengths of ``dataset``); the KFP and Vertex UIs
     show both. A picture that cannot be drawn is a note on its page, never a failure.
     Empty URIs mean: this step's environment's TAGIFAI_* settings.
     """
@@ -53,7 +53,7 @@ def optimize(
 
     from tagifai.artifacts import keep_values
     from tagifai.config import get_settings
-    from tagifai.figures import optimization_page, profile_page
+    from tagifai.figures import optimization_figures, optimization_page, profile_page
     from tagifai.workflows import tune, write_json
 
     s = get_settings(
@@ -87,7 +87,9 @@ def optimize(
         if isinstance(summary.get(key), (int, float)):
             metrics.log_metric(key, summary[key])
     name = summary.get("study_name", study_name)
-    Path(plots.path).write_text(optimization_page(s.optuna_storage, name, summary), encoding="utf-8")
+    drawn = optimization_figures(s.optuna_storage, name)
+    plots.metadata["trials"] = drawn[1]  # the study's trials by state (the run report reads them with the page)
+    Path(plots.path).write_text(optimization_page(s.optuna_storage, name, summary, drawn), encoding="utf-8")
     Path(profile.path).write_text(profile_page(df), encoding="utf-8")
     keep_values(metrics)  # a file at every output: kfp.local's cache can reuse this step
 

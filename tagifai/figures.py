@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -226,12 +227,42 @@ def html_page(title: str, figures: Sequence[Figure], intro: str = "") -> str:
     )
 
 
-def optimization_page(storage: str, study_name: str, summary: Mapping[str, Any] | None = None) -> str:
-    """The optimize step's ``plots``: Optuna's history and parameter importances of the study it ran."""
+_FIGURE = re.compile(r"<figure>(.*?)</figure>", re.S)
+_PICTURE = re.compile(r'<img src="([^"]*)" alt="([^"]*)"><figcaption>(.*?)</figcaption>', re.S)
+_NOTE_ONLY = re.compile(r'<figcaption>(.*?): <span class="note">(.*?)</span></figcaption>', re.S)
+
+
+def page_figures(page: str) -> list[Figure]:
+    """The figures of a page written by :func:`html_page`, in order (what :func:`figure_html` wrote, read back):
+    the run report shows the optimize step's pictures without drawing them again."""
+    found = []
+    for body in _FIGURE.findall(page):
+        if match := _PICTURE.fullmatch(body):
+            uri, alt, caption = match.groups()
+            note = caption[len(alt) + 3 :] if caption.startswith(f"{alt} \u2013 ") else ""
+            found.append(Figure(html.unescape(alt), uri=html.unescape(uri), note=html.unescape(note)))
+        elif match := _NOTE_ONLY.fullmatch(body):
+            found.append(Figure(html.unescape(match.group(1)), note=html.unescape(match.group(2))))
+    return found
+
+
+def optimization_figures(storage: str, study_name: str) -> tuple[list[Figure], dict]:
+    """:func:`optuna_figures`, or one figure whose note says why nothing could be drawn; and the trial counts."""
     try:
-        figs, counts = optuna_figures(storage, study_name)
+        return optuna_figures(storage, study_name)
     except Exception as exc:  # noqa: BLE001 - no matplotlib here, a study Optuna cannot plot
-        figs, counts = [Figure("Optuna's plots", note=f"not drawn: {type(exc).__name__}: {exc}")], {}
+        return [Figure("Optuna's plots", note=f"not drawn: {type(exc).__name__}: {exc}")], {}
+
+
+def optimization_page(
+    storage: str,
+    study_name: str,
+    summary: Mapping[str, Any] | None = None,
+    drawn: tuple[list[Figure], dict] | None = None,
+) -> str:
+    """The optimize step's ``plots``: Optuna's history and parameter importances of the study it ran
+    (``drawn``: :func:`optimization_figures` of it, when the caller has them already)."""
+    figs, counts = drawn if drawn is not None else optimization_figures(storage, study_name)
     summary = summary or {}
     chosen = summary.get("chosen") or {}
     facts = [("study", study_name), ("trials", ", ".join(f"{n} {s}" for s, n in counts.items()) or "none")]

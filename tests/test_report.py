@@ -373,6 +373,28 @@ def test_the_report_of_a_finished_run(good_run):
     assert saved["report"] == str(path) and saved["steps"] == summary["steps"]
 
 
+def test_the_report_shows_the_optimize_steps_own_pictures_without_drawing_them_again(good_run, tmp_path):
+    """optimize's ``plots`` page and its trial counts (metadata ``trials``) are what the report shows: the study is
+    not opened (its storage here is gone), and the pictures are the step's, byte for byte."""
+    from tagifai import figures
+
+    run, summary, storage = good_run
+    drawn = figures.optimization_figures(storage, "tagifai-test")
+    assert drawn[1] == {"complete": 3} and len(drawn[0]) == 2
+    executor_output = json.loads((run / "optimize" / "executor_output.json").read_text())
+    executor_output["artifacts"]["plots"] = {
+        "artifacts": [{"name": "plots", "uri": str(run / "optimize" / "plots"), "metadata": {"trials": drawn[1]}}]
+    }
+    (run / "optimize" / "executor_output.json").write_text(json.dumps(executor_output))
+    (run / "optimize" / "plots").write_text(figures.optimization_page(storage, "tagifai-test", {}, drawn))
+    gone = tmp_path / "gone.db"
+    page = build.write(run, summary, optuna_storage=f"sqlite:///{gone}").read_text()
+    assert "is not there" not in page and not gone.exists()
+    for picture in drawn[0]:
+        assert picture.uri.startswith("data:image/png;base64,") and picture.uri in page
+    assert "3 complete" in page
+
+
 def test_importances_need_two_completed_trials(good_run, tmp_path):
     run, summary, _ = good_run
     page = build.write(run, summary, optuna_storage=_optuna_storage(tmp_path / "one.db", 1)).read_text()

@@ -60,6 +60,18 @@ def _data_profile(run: Run) -> figures.Figure | None:
     return figures.data_profile(tags, lengths)
 
 
+def _optimisation_pictures(optimize, optuna_storage: str, study: str) -> tuple[list[figures.Figure], dict]:
+    """The optimize step's own pictures and trial counts (its ``plots`` page and their metadata): drawing them
+    again from the study cost the command 4-6 s after every run (Optuna's fANOVA imports scikit-learn). A run
+    whose step wrote no counts (older runs) has them drawn from the study."""
+    plots = optimize.artifacts.get("plots")
+    if plots is not None and isinstance(plots.metadata.get("trials"), dict):
+        drawn = figures.page_figures(plots.text())
+        if drawn:
+            return drawn, dict(plots.metadata["trials"])
+    return figures.optuna_figures(optuna_storage, study)
+
+
 def _evaluation_pictures(run: Run) -> list[figures.Figure]:
     train = run.one("train")
     if train is None:
@@ -86,7 +98,7 @@ def write(run_dir: Path, summary: dict, *, spec: dict | None = None, optuna_stor
     name_artifacts(run)
     optimize = run.one("optimize")
     study = optimize.meta("best_args").get("study_name", "") if optimize else ""
-    optuna_figs, counts = figures.optuna_figures(optuna_storage, study) if optimize else ([], {})
+    optuna_figs, counts = _optimisation_pictures(optimize, optuna_storage, study) if optimize else ([], {})
     parts = [
         page.header(run, page.cards(run, nodes)),
         page.pipeline_section(run, nodes, aside=sections.rows_section(run)),

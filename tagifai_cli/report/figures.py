@@ -8,6 +8,14 @@ the reason there is none.
 
 from __future__ import annotations
 
-from tagifai.figures import Figure, class_scores, confusion_matrix, data_profile, optuna_figures, profile_of
+from tagifai.figures import (
+    Figure,
+    class_scores,
+    confusion_matrix,
+    data_profile,
+    optuna_figures,
+    page_figures,
+    profile_of,
+)
 
-__all__ = ["Figure", "class_scores", "confusion_matrix", "data_profile", "optuna_figures", "profile_of"]
+__all__ = ["Figure", "class_scores", "confusion_matrix", "data_profile", "optuna_figures", "page_figures", "profile_of"]

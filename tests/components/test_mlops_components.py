@@ -128,6 +128,8 @@ def test_optimize_writes_optunas_plots_and_the_data_profile(chain):
     plots = _page(chain["opt_plots"])
     assert plots.count('<img src="data:image/png;base64,') == 2  # history and importances (2 completed trials)
     assert chain["best_args"].metadata["study_name"] in plots
+    trials = chain["opt_plots"].metadata["trials"]  # what the run report shows beside the page's pictures
+    assert trials.get("complete", 0) >= 2 and f"{trials['complete']} complete" in plots
     profile = _page(chain["profile"])
     assert profile.count('<img src="data:image/png;base64,') == 1
     assert f"{len(pd.read_parquet(chain['dataset'].path))} rows" in profile

@@ -29,6 +29,23 @@ def _study(storage: str, trials: int, name: str = "s"):
     return study
 
 
+def test_page_figures_reads_back_what_html_page_wrote():
+    drawn = [
+        figures.Figure("History <of> \"trials\" & more: here", uri="data:image/png;base64,iVBORw0KGgo=", note=""),
+        figures.Figure("Importances", uri="data:image/png;base64,AAAA", note="fANOVA \u2013 on 3 trials: <b>"),
+        figures.Figure("Nothing: drawn", note="not computed: 1 completed trial(s) & no <more>"),
+    ]
+    page = figures.html_page("Optimisation", drawn, "<table><tr><td>x</td></tr></table>")
+    assert figures.page_figures(page) == drawn
+    assert figures.page_figures("<html><body>no figures</body></html>") == []
+
+
+def test_the_optimisation_page_takes_figures_already_drawn(tmp_path):
+    drawn = ([figures.Figure("Optimisation history (Optuna)", note="drawn elsewhere")], {"complete": 7, "pruned": 2})
+    page = figures.optimization_page(f"sqlite:///{tmp_path / 'none.db'}", "s", {}, drawn)
+    assert "drawn elsewhere" in page and "7 complete, 2 pruned" in page and not (tmp_path / "none.db").exists()
+
+
 def test_the_optimisation_page_has_history_and_importances(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     _study(storage, 4)
