@@ -43,8 +43,9 @@ def optimize(
     with ``chosen``: which trial and why) and ``metrics`` (best_val_f1 of the chosen trial,
     best_trial_val_f1, kept_base_args, trials complete/pruned), ``plots`` (HTML: Optuna's optimisation
     history and parameter importances of the study, a note instead of the importances below 2 completed
-    trials; metadata ``trials``: the study's trials by state) and ``profile`` (HTML: rows per tag and text lengths of ``dataset``); the KFP and Vertex UIs
-    show both. A picture that cannot be drawn is a note on its page, never a failure.
+    trials; metadata ``trials``: the study's trials by state) and ``profile`` (HTML: rows per tag and text
+    lengths of ``dataset``); the KFP and Vertex UIs show both. A picture that cannot be drawn is a note on its
+    page, never a failure.
     Empty URIs mean: this step's environment's TAGIFAI_* settings.
     """
     from pathlib import Path

@@ -31,7 +31,7 @@ def _study(storage: str, trials: int, name: str = "s"):
 
 def test_page_figures_reads_back_what_html_page_wrote():
     drawn = [
-        figures.Figure("History <of> \"trials\" & more: here", uri="data:image/png;base64,iVBORw0KGgo=", note=""),
+        figures.Figure('History <of> "trials" & more: here', uri="data:image/png;base64,iVBORw0KGgo=", note=""),
         figures.Figure("Importances", uri="data:image/png;base64,AAAA", note="fANOVA \u2013 on 3 trials: <b>"),
         figures.Figure("Nothing: drawn", note="not computed: 1 completed trial(s) & no <more>"),
     ]
