@@ -44,6 +44,7 @@ def copy_whole(source: Path, dest: Path, replace: bool = True) -> bool:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         os.close(fd)
         shutil.copyfile(source, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private (0600); a copy gets a new file's mode
         if replace:
             os.replace(tmp, dest)
         else:
@@ -54,6 +55,12 @@ def copy_whole(source: Path, dest: Path, replace: bool = True) -> bool:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def sqlite_from_template(url: str, kind: str, version: str, create: Callable[[str], object]) -> bool:
