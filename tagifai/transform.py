@@ -18,6 +18,7 @@ dbt is imported inside the functions: importing it takes about 4 s.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -214,8 +215,9 @@ def run_dbt(
     if not saved.is_file():
         copy_whole(seed, saved)  # dbt checks it is this project's parse, else parses it all
     report = _invoke(args, command, warehouse, state_root / "logs")
-    if saved.is_file() and not (seed.is_file() and seed.stat().st_mtime >= saved.stat().st_mtime):
-        copy_whole(saved, seed)
+    with contextlib.suppress(OSError):  # a kept parse only saves time
+        if saved.is_file() and not (seed.is_file() and seed.stat().st_mtime >= saved.stat().st_mtime):
+            copy_whole(saved, seed)
     return report
 
 
