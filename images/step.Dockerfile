@@ -38,8 +38,9 @@ COPY great_expectations /app/great_expectations
 LABEL org.tagifai.step="${STEP}"
 USER 10001:10001
 WORKDIR /home/tagifai
-# 3. transform: dbt's parse of the project, kept where every run's new state folder starts from it
-#    (tagifai.transform.parse_seed: a pod's dbt build skips the full parse, about 4 s). A fixed cache
-#    folder, whatever HOME a cluster gives the pod; readable by any user, written only by this one.
+# 3. what every task of the step would otherwise build for itself, built once here: the step table's `prepare`
+#    (tagifai/steps.py; transform: dbt's parse of the project, which a pod's new state folder starts from,
+#    tagifai.transform.parse_seed). A fixed cache folder, whatever HOME a cluster gives the pod; readable by
+#    any user, written only by this one.
 ENV XDG_CACHE_HOME=/home/tagifai/.cache
-RUN if [ "$STEP" = "transform" ]; then python -c "from tagifai.transform import keep_parse; print(keep_parse())"; fi
+RUN python -m tagifai.steps prepare "${STEP}"

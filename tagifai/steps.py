@@ -73,6 +73,9 @@ class Step:
     description: str
     components: tuple[Component, ...]
     shared_lock: str = ""
+    #: ``module:function`` its image runs once when it is built (``python -m tagifai.steps prepare <step>``, the
+    #: last layer of images/step.Dockerfile): what every task of the step would otherwise build for itself.
+    prepare: str = ""
 
     @property
     def module(self) -> str:
@@ -106,6 +109,7 @@ STEPS: tuple[Step, ...] = (
         "transform",
         extra="transform",
         description="dbt build of dbt_transforms/ (dbt-core, dbt-duckdb, dbt-bigquery)",
+        prepare="tagifai.transform:keep_parse",  # dbt's parse of the project, for every pod's new state folder
         components=(
             Component(
                 "transform",
@@ -257,3 +261,22 @@ def component_names() -> tuple[str, ...]:
 def default_image(step: str) -> str:
     """The image a component names before a pipeline assigns one (``pipelines.build`` always does)."""
     return get(step).image()
+
+
+def prepare(name: str) -> str:
+    """Run step ``name``'s :attr:`Step.prepare` (nothing when it has none); what it returned, as text."""
+    import importlib
+
+    step = get(name)
+    if not step.prepare:
+        return ""
+    module, _, function = step.prepare.partition(":")
+    return str(getattr(importlib.import_module(module), function)())
+
+
+if __name__ == "__main__":  # images/step.Dockerfile: python -m tagifai.steps prepare <step>
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "prepare":
+        sys.exit("usage: python -m tagifai.steps prepare STEP")
+    print(prepare(sys.argv[2]) or f"step {sys.argv[2]}: nothing to prepare")

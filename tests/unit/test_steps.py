@@ -46,6 +46,36 @@ def test_every_step_has_an_image_and_platform_settings(step):
         assert resolved.memory_limit and resolved.cpu_limit and resolved.timeout_seconds, component.name
 
 
+@pytest.mark.parametrize("step", steps.STEPS, ids=steps.NAMES)
+def test_what_a_step_prepares_at_build_time_is_a_library_function(step):
+    """``prepare`` is run by images/step.Dockerfile for every step (python -m tagifai.steps prepare STEP): it must
+    name a library function (no component, CLI or pipeline code in an image build) or be empty."""
+    if not step.prepare:
+        assert steps.prepare(step.name) == ""
+        return
+    module, _, function = step.prepare.partition(":")
+    assert module.startswith("tagifai.") and callable(getattr(importlib.import_module(module), function))
+
+
+def test_transform_prepares_dbts_parse_and_the_module_runs_it(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    assert steps.get("transform").prepare == "tagifai.transform:keep_parse"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("TAGIFAI_HOME", str(tmp_path / "home"))
+    done = subprocess.run(
+        [sys.executable, "-m", "tagifai.steps", "prepare", "transform"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip().splitlines()[-1]).is_file()  # the kept parse
+    assert list((tmp_path / "tagifai" / "dbt-parse").glob("local-*.msgpack"))
+    done = subprocess.run([sys.executable, "-m", "tagifai.steps", "prepare", "sync"], capture_output=True, text=True)
+    assert done.returncode == 0 and "nothing to prepare" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "tagifai.steps", "prepare"], capture_output=True, text=True)
+    assert done.returncode != 0 and "usage" in done.stderr
+
+
 def test_every_component_module_is_a_step():
     """No component module outside the table (a step is declared in one place)."""
     modules = {p.stem for p in (ROOT / "components").glob("*.py") if not p.name.startswith("_")}
