@@ -17,6 +17,7 @@ a pod) only means the run builds them itself, as it did before. Nothing here eve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -34,17 +35,17 @@ def copy_whole(source: Path, dest: Path, replace: bool = True) -> bool:
     """Copy ``source`` to ``dest`` whole or not at all (a temporary file, then renamed or linked into place);
     with ``replace=False`` an existing ``dest`` is kept (an atomic no-clobber link). True when copied; False
     when there is no source, ``dest`` exists (``replace=False``) or the folder cannot be written."""
+    import secrets
     import shutil
 
     if not source.is_file():
         return False
-    tmp = None
+    # a name of this process's own (as tagifai.embeddings' shards): the file is created as any new file is (the
+    # umask applies), so the copy is readable where a file written here would be
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
         shutil.copyfile(source, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private (0600); a copy gets a new file's mode
         if replace:
             os.replace(tmp, dest)
         else:
@@ -53,14 +54,8 @@ def copy_whole(source: Path, dest: Path, replace: bool = True) -> bool:
     except OSError:
         return False
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        with contextlib.suppress(OSError):  # gone (renamed or linked), or its folder could not be made
+            tmp.unlink(missing_ok=True)
 
 
 def sqlite_from_template(url: str, kind: str, version: str, create: Callable[[str], object]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def test_copy_whole_replaces_or_keeps(tmp_path):
     source.write_text("two")
     assert seeds.copy_whole(source, dest, replace=False) is False and dest.read_text() == "one"
     assert seeds.copy_whole(source, dest) is True and dest.read_text() == "two"
-    assert dest.stat().st_mode & 0o777 == 0o666 & ~seeds._umask()  # a new file's mode, readable by others
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~umask  # a new file's mode, readable by others
     assert sorted(p.name for p in dest.parent.iterdir()) == ["dest"]  # no temporary file left
     (tmp_path / "file").write_text("")
     assert seeds.copy_whole(source, tmp_path / "file" / "below") is False  # a folder that cannot be made
