@@ -59,16 +59,21 @@ def copy_whole(source: Path, dest: Path, replace: bool = True) -> bool:
 
 
 def sqlite_from_template(url: str, kind: str, version: str, create: Callable[[str], object]) -> bool:
-    """Before a library opens the SQLite database ``url`` that does not exist yet, put an empty database of its
-    schema there: a copy of ``<cache>/sqlite/<kind>-<version>.db``, made first with ``create(url_of_template)``
-    when missing. ``create`` must build only what every new database of the library holds (tables, schema
-    version), nothing of a run (paths, names). Does nothing for another URL, an in-memory database or a file
-    that exists. True when the database was placed; False otherwise (the library then creates it itself).
+    """Before a library opens the SQLite database ``url``: its file's folder, made if missing (an OSError when it
+    cannot be), and, when the file does not exist yet, an empty database of the library's schema there: a copy of
+    ``<cache>/sqlite/<kind>-<version>.db``, made first with ``create(url_of_template)`` when missing. ``create``
+    must build only what every new database of the library holds (tables, schema version), nothing of a run
+    (paths, names). Does nothing for another URL or an in-memory database, and copies nothing over a file that
+    exists or for a URL with query options. True when the database was placed; False otherwise (the library then
+    creates it itself).
     """
     if not url.startswith(SQLITE):
         return False
     path = url[len(SQLITE) :]
-    if path in ("", ":memory:") or "?" in path or os.path.exists(path):
+    if path in ("", ":memory:"):
+        return False
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if "?" in path or os.path.exists(path):
         return False
     template = cache_folder() / "sqlite" / f"{kind}-{version}.db"
     if not template.is_file() and not _make_template(template, create):

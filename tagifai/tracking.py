@@ -26,6 +26,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
+from tagifai.seeds import sqlite_from_template
+
 CHAMPION = "champion"
 #: Artifact path (``name``) of the logged model inside its run.
 MODEL_NAME_IN_RUN = "model"
@@ -94,7 +96,8 @@ def configure(
         settings = _settings()
         tracking_uri = tracking_uri or settings.mlflow_tracking_uri
         experiment_name = experiment_name or settings.experiment_name
-    _ensure_sqlite_dir(tracking_uri)
+    # a local SQLite store: its folder, and a new store's tables copied from an empty one of this MLflow version
+    sqlite_from_template(tracking_uri, "mlflow", mlflow.__version__, _create_mlflow_tables)  # (migrations: ~2 s)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -115,20 +118,6 @@ def configure(
     mlflow.set_experiment(experiment_id=experiment_id)
     _state.update(tracking_uri=tracking_uri, experiment_name=experiment_name, experiment_id=experiment_id)
     return experiment_id
-
-
-def _ensure_sqlite_dir(tracking_uri: str) -> None:
-    """A local SQLite store's folder, and a new store's tables copied from an empty one of this MLflow
-    version (:func:`tagifai.seeds.sqlite_from_template`: MLflow's schema migrations take about 2 s)."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri[len("sqlite:///") :])
-        if str(path) not in ("", ":memory:"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            import mlflow
-
-            from tagifai.seeds import sqlite_from_template
-
-            sqlite_from_template(tracking_uri, "mlflow", mlflow.__version__, _create_mlflow_tables)
 
 
 def _create_mlflow_tables(url: str) -> None:

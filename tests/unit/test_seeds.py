@@ -76,6 +76,9 @@ def test_sqlite_from_template_makes_the_template_once_and_never_overwrites(cache
     assert len(made) == 2  # another version, another template
     for url in ("postgresql://host/db", "sqlite:///:memory:", "sqlite://"):
         assert seeds.sqlite_from_template(url, "lib", "1.0", create) is False
+    options = tmp_path / "deep" / "er" / "opts.db"
+    assert seeds.sqlite_from_template(f"sqlite:///{options}?timeout=5", "lib", "1.0", create) is False
+    assert options.parent.is_dir() and not options.exists()  # the folder is made; no copy under URI options
 
 
 def test_a_template_that_cannot_be_made_leaves_the_database_to_the_library(cache, tmp_path):
